@@ -1,0 +1,37 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        // Real HTTPS servers on loopback (local token service, oidc-provider), no Kubernetes.
+        test: {
+          name: "service",
+          include: ["test/service/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          environment: "node",
+          // One real kube-apiserver + etcd for every integration file (see hack/control-plane/).
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          // Two cores: files run in parallel against the shared control plane, isolated by namespace.
+          maxConcurrency: 4,
+        },
+      },
+    ],
+  },
+});
