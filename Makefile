@@ -1,0 +1,61 @@
+# apptoken-operator — every command a newcomer or CI types.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+NPM ?= npm
+CP_DIR ?= .cache/control-plane
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
+
+node_modules: package-lock.json
+	$(NPM) ci --no-fund --no-audit
+	@touch node_modules
+
+.PHONY: install
+install: node_modules ## install npm dependencies and find/build the control-plane binaries
+	bash hack/binaries.sh >/dev/null
+
+.PHONY: build
+build: node_modules ## compile src/ to dist/
+	$(NPM) run build
+
+.PHONY: typecheck
+typecheck: node_modules ## tsc --noEmit over src, test, hack, bench
+	$(NPM) run typecheck
+
+.PHONY: lint
+lint: node_modules ## eslint + prettier --check
+	$(NPM) run lint
+
+.PHONY: test
+test: typecheck lint ## typecheck + lint + unit, service and integration tests (starts a real control plane)
+	npx vitest run
+
+.PHONY: test-unit
+test-unit: node_modules ## unit tests only (no servers)
+	npx vitest run --project unit
+
+.PHONY: test-integration
+test-integration: node_modules ## integration tests against a real kube-apiserver + etcd
+	npx vitest run --project integration
+
+.PHONY: control-plane-up
+control-plane-up: node_modules ## start a local control plane in $(CP_DIR) (KUBECONFIG=$(CP_DIR)/kubeconfig)
+	bash hack/control-plane.sh up $(CP_DIR)
+
+.PHONY: control-plane-down
+control-plane-down: ## stop the local control plane in $(CP_DIR)
+	bash hack/control-plane.sh down $(CP_DIR)
+
+.PHONY: bench-cache
+bench-cache: node_modules ## token-cache hit latency vs msal-node (JSON lines)
+	node --expose-gc --import tsx bench/cache/bench-cache.ts
+
+.PHONY: bench
+bench: bench-cache ## all benchmarks (never part of make test)
+
+.PHONY: clean
+clean: ## remove build output (the binary cache in ~/.cache/apptoken-operator is kept)
+	rm -rf dist coverage .cache
