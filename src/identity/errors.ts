@@ -55,6 +55,8 @@ export type CredentialProblem =
   | "MalformedPem"
   | "MalformedPfx"
   | "WrongPfxPassword"
+  | "WrongKeyPassword"
+  | "AmbiguousCertificateSource"
   | "KeyCertificateMismatch"
   | "UnsupportedKeyType"
   | "CertificateExpired"

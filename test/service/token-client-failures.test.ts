@@ -1,0 +1,266 @@
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { tokenEndpointFor } from "../../src/identity/authority.js";
+import { certificateCredential } from "../../src/identity/credentials/certificate.js";
+import type { ClientCredential } from "../../src/identity/credentials/client-credential.js";
+import { clientSecretCredential } from "../../src/identity/credentials/client-secret.js";
+import { PermanentError, ThrottledError, TransientError } from "../../src/identity/errors.js";
+import type { Fixture } from "./token-service-fixture.js";
+import {
+  CERT_APP,
+  RESOURCE,
+  SECRET,
+  SECRET_APP,
+  TENANT,
+  failureOf,
+  startFixture,
+} from "./token-service-fixture.js";
+
+let fx: Fixture;
+const secret = clientSecretCredential(SECRET);
+
+beforeAll(async () => {
+  fx = await startFixture();
+});
+afterAll(async () => {
+  await fx.close();
+});
+beforeEach(() => {
+  fx.service.resetCounters();
+  fx.service.clearFaults();
+});
+
+describe("throttling", () => {
+  it("honours a 429 Retry-After in seconds", async () => {
+    fx.service.addFault({ type: "throttle", status: 429, retryAfter: 37, times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(ThrottledError);
+    expect(error).toMatchObject({ reason: "Throttled", httpStatus: 429, retryAt: fx.clock.now() + 37_000 });
+  });
+
+  it("honours an HTTP-date Retry-After to the second", async () => {
+    const at = Math.floor(fx.clock.now() / 1000) * 1000 + 95_000;
+    fx.service.addFault({ type: "throttle", retryAfter: `http-date:${at}`, times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(ThrottledError);
+    expect((error as unknown as ThrottledError).retryAt).toBe(at);
+  });
+
+  it("treats 503 with Retry-After as throttling", async () => {
+    fx.service.addFault({ type: "throttle", status: 503, retryAfter: 5, times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(ThrottledError);
+    expect(error).toMatchObject({ reason: "ServiceUnavailable", retryAt: fx.clock.now() + 5000 });
+  });
+
+  it("treats AADSTS50196 (client request loop) as throttling", async () => {
+    fx.service.addFault({ type: "loopDetected", times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(ThrottledError);
+    expect(error).toMatchObject({ reason: "LoopDetected", aadsts: "50196", httpStatus: 400 });
+  });
+
+  it("applies a fault only to the tenant and client it names, and only as often as told", async () => {
+    fx.service.addFault({
+      type: "throttle",
+      retryAfter: 1,
+      match: { tenantId: TENANT, clientId: CERT_APP },
+      times: 2,
+    });
+    await expect(fx.request(secret)).resolves.toBeDefined();
+    const cert = certificateCredential({ certPem: fx.appCert.certPem, keyPem: fx.appCert.keyPem }, fx.clock);
+    expect(await failureOf(fx.request(cert, { clientId: CERT_APP }))).toBeInstanceOf(ThrottledError);
+    expect(await failureOf(fx.request(cert, { clientId: CERT_APP }))).toBeInstanceOf(ThrottledError);
+    await expect(fx.request(cert, { clientId: CERT_APP })).resolves.toBeDefined();
+    expect(fx.service.requests({ clientId: CERT_APP })).toBe(3);
+    expect(fx.service.issued({ clientId: CERT_APP })).toBe(1);
+  });
+});
+
+describe("transient failures", () => {
+  it("treats a 500 as transient", async () => {
+    fx.service.addFault({ type: "serverError", status: 500, times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ reason: "TokenServiceUnavailable", aadsts: "90033", httpStatus: 500 });
+  });
+
+  it("treats a 503 without Retry-After as transient", async () => {
+    fx.service.addFault({ type: "serverError", status: 503, times: 1 });
+    expect(await failureOf(fx.request(secret))).toBeInstanceOf(TransientError);
+  });
+
+  it("gives up on a service that never answers, as a transient timeout", async () => {
+    fx.service.addFault({ type: "hang", times: 1 });
+    const impatient = fx.newClient({ headersTimeoutMs: 300 });
+    const started = Date.now();
+    const error = await failureOf(
+      impatient.requestToken({
+        endpoint: fx.endpoint(),
+        clientId: SECRET_APP,
+        scope: `${RESOURCE}/.default`,
+        credential: secret,
+      }),
+    );
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ reason: "Timeout" });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it.each(["truncated", "missingFields", "html"] as const)(
+    "treats a %s 200 body as transient",
+    async (variant) => {
+      fx.service.addFault({ type: "malformed", variant, times: 1 });
+      const error = await failureOf(fx.request(secret));
+      expect(error).toBeInstanceOf(TransientError);
+      expect(error).toMatchObject({ reason: "MalformedResponse" });
+    },
+  );
+
+  it("stops reading an oversized body at the limit", async () => {
+    fx.service.addFault({ type: "oversized", bytes: 4 * 1024 * 1024, times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ reason: "ResponseTooLarge" });
+    // The pool recovers: the next request works.
+    await expect(fx.request(secret)).resolves.toBeDefined();
+  });
+
+  it("treats a reset connection as transient", async () => {
+    fx.service.addFault({ type: "reset", times: 1 });
+    const error = await failureOf(fx.request(secret));
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ reason: "ConnectionReset" });
+  });
+
+  it("treats a refused connection as transient", async () => {
+    const port = await freePort();
+    const endpoint = tokenEndpointFor(
+      { authorityHost: `127.0.0.1:${port}`, tenantId: TENANT },
+      { allowInsecureLoopback: false },
+    );
+    const error = await failureOf(fx.request(secret, { endpoint }));
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ reason: "ConnectionRefused" });
+  });
+
+  it("rethrows the caller's abort unchanged", async () => {
+    fx.service.addFault({ type: "hang", times: 1 });
+    const controller = new AbortController();
+    const pending = fx.client.requestToken({
+      endpoint: fx.endpoint(),
+      clientId: SECRET_APP,
+      scope: `${RESOURCE}/.default`,
+      credential: secret,
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(new Error("shutting down")), 50);
+    await expect(pending).rejects.toThrow("shutting down");
+  });
+});
+
+describe("closing the token service", () => {
+  it("ends requests it left hanging", async () => {
+    const own = await startFixture();
+    own.service.addFault({ type: "hang" });
+    const pending = failureOf(own.request(secret));
+    const deadline = Date.now() + 5000;
+    while (own.service.requests() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await own.service.close();
+    const error = await pending;
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).toMatchObject({ reason: "ConnectionReset" });
+    await own.close();
+  });
+});
+
+describe("permanent rejections", () => {
+  it("reports a wrong client secret without repeating it", async () => {
+    const error = await failureOf(fx.request(clientSecretCredential("wrong-secret-value")));
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error).toMatchObject({ reason: "InvalidClientSecret", aadsts: "7000215", httpStatus: 401 });
+    expect(error.message).toMatch(/^AADSTS7000215: Invalid client secret provided\./);
+    expect(error.message).not.toContain("wrong-secret-value");
+    expect(error.message).not.toMatch(/Trace ID|Correlation ID/);
+  });
+
+  it("reports an unknown tenant", async () => {
+    const error = await failureOf(
+      fx.request(secret, { endpoint: fx.endpoint("9d2b1c11-0000-4000-8000-000000000000") }),
+    );
+    expect(error).toMatchObject({ reason: "UnknownTenant", aadsts: "90002" });
+  });
+
+  it("reports an unknown app", async () => {
+    const error = await failureOf(fx.request(secret, { clientId: "7e57ab1e-0000-4000-8000-000000000000" }));
+    expect(error).toMatchObject({ reason: "UnknownClient", aadsts: "700016" });
+  });
+
+  it("reports an unknown resource", async () => {
+    const error = await failureOf(fx.request(secret, { scope: "https://vault.azure.net/.default" }));
+    expect(error).toMatchObject({ reason: "UnknownResource", aadsts: "500011" });
+  });
+
+  it.each([
+    ["without /.default", `${RESOURCE}/User.Read`, "1002012"],
+    ["with two resources", `${RESOURCE}/.default https://vault.azure.net/.default`, "70011"],
+  ])("reports a scope %s as invalid", async (_what, scope, aadsts) => {
+    const error = await failureOf(fx.request(secret, { scope }));
+    expect(error).toMatchObject({ reason: "InvalidScope", aadsts });
+  });
+
+  it("reports a certificate that is not registered on the app", async () => {
+    const stranger = certificateCredential(
+      { certPem: fx.strangerCert.certPem, keyPem: fx.strangerCert.keyPem },
+      fx.clock,
+    );
+    const error = await failureOf(fx.request(stranger, { clientId: CERT_APP }));
+    expect(error).toMatchObject({ reason: "CertificateNotRegistered", aadsts: "700027", httpStatus: 401 });
+  });
+
+  it("reports a replayed assertion (the service never accepts a jti twice)", async () => {
+    const cert = certificateCredential({ certPem: fx.appCert.certPem, keyPem: fx.appCert.keyPem }, fx.clock);
+    let first: Record<string, string> | undefined;
+    const replaying: ClientCredential = {
+      kind: "certificate",
+      fingerprint: cert.fingerprint,
+      formFields: async (ctx) => (first ??= await cert.formFields(ctx)),
+    };
+    await expect(fx.request(replaying, { clientId: CERT_APP })).resolves.toBeDefined();
+    const error = await failureOf(fx.request(replaying, { clientId: CERT_APP }));
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error).toMatchObject({ reason: "TokenRequestRejected", aadsts: "999999" });
+  });
+
+  it("reports an assertion signed too long ago as outside its valid time range", async () => {
+    const cert = certificateCredential({ certPem: fx.appCert.certPem, keyPem: fx.appCert.keyPem }, fx.clock);
+    const stale: ClientCredential = {
+      kind: "certificate",
+      fingerprint: cert.fingerprint,
+      formFields: (ctx) => cert.formFields({ ...ctx, now: ctx.now - 20 * 60_000 }),
+    };
+    const error = await failureOf(fx.request(stale, { clientId: CERT_APP }));
+    expect(error).toMatchObject({ reason: "AssertionNotInValidTimeRange", aadsts: "700024" });
+  });
+
+  it("reports an assertion made for another token endpoint", async () => {
+    const cert = certificateCredential({ certPem: fx.appCert.certPem, keyPem: fx.appCert.keyPem }, fx.clock);
+    const misaddressed: ClientCredential = {
+      kind: "certificate",
+      fingerprint: cert.fingerprint,
+      formFields: (ctx) =>
+        cert.formFields({ ...ctx, tokenEndpoint: "https://login.microsoftonline.com/x/oauth2/v2.0/token" }),
+    };
+    const error = await failureOf(fx.request(misaddressed, { clientId: CERT_APP }));
+    expect(error).toMatchObject({ reason: "AssertionAudienceMismatch", aadsts: "700023" });
+  });
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
