@@ -28,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const cp = await startControlPlane({ dir, mode: "detached", log: (l) => process.stderr.write(`${l}\n`) });
   writeFileSync(join(dir, "bin-dir"), cp.binDir);
+  writeFileSync(join(dir, "etcd-url"), cp.etcdUrl);
   process.stdout.write(
     `control plane up: ${cp.serverUrl}\n` +
       `  export KUBECONFIG=${cp.kubeconfigPath}\n` +

@@ -62,7 +62,10 @@ export function resolveBinDir(log: (line: string) => void = () => {}): string {
   } catch (e) {
     const err = e as { status?: number; stderr?: string };
     const stderr = (err.stderr ?? "").toString();
-    const tail = stderr.split("\n").filter((l) => !l.startsWith("go: downloading")).slice(-25);
+    const tail = stderr
+      .split("\n")
+      .filter((l) => !l.startsWith("go: downloading"))
+      .slice(-25);
     log(tail.join("\n"));
     throw new ControlPlaneError(
       `could not find or build the control-plane binaries (hack/binaries.sh exited ${err.status}):\n${tail.join("\n")}`,
@@ -108,7 +111,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     ipAddresses: ["127.0.0.1", "10.0.0.1"],
     usage: "server",
   });
-  const admin = issueCertificate(ca, { commonName: "admin", organizations: ["system:masters"], usage: "client" });
+  const admin = issueCertificate(ca, {
+    commonName: "admin",
+    organizations: ["system:masters"],
+    usage: "client",
+  });
   const sa = serviceAccountKeyPair();
   const pki = (f: string) => join(dir, "pki", f);
   writeFileSync(pki("ca.crt"), ca.certPem);
@@ -283,7 +290,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       await killProc(apiserver);
       launch(apiserver);
       const tls = { ca: ca.certPem, cert: admin.certPem, key: admin.keyPem };
-      await waitFor(() => httpsOk(`${serverUrl}/readyz`, tls), readyTimeoutMs, "kube-apiserver /readyz", dir, "kube-apiserver");
+      await waitFor(
+        () => httpsOk(`${serverUrl}/readyz`, tls),
+        readyTimeoutMs,
+        "kube-apiserver /readyz",
+        dir,
+        "kube-apiserver",
+      );
     },
     async stopEtcd() {
       await killProc(etcd);
@@ -401,9 +414,14 @@ async function waitFor(
   }
   let tail = "";
   try {
-    tail = readFileSync(join(dir, "logs", `${logName}.log`), "utf8").split("\n").slice(-30).join("\n");
+    tail = readFileSync(join(dir, "logs", `${logName}.log`), "utf8")
+      .split("\n")
+      .slice(-30)
+      .join("\n");
   } catch {
     /* no log */
   }
-  throw new ControlPlaneError(`${what} not ready after ${timeoutMs} ms; last lines of ${logName}.log:\n${tail}`);
+  throw new ControlPlaneError(
+    `${what} not ready after ${timeoutMs} ms; last lines of ${logName}.log:\n${tail}`,
+  );
 }

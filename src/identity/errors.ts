@@ -63,7 +63,11 @@ export type CredentialProblem =
   | "CertificateNotYetValid"
   | "MissingPrivateKey"
   | "MissingCertificate"
-  | "AssertionUnavailable";
+  | "AssertionUnavailable"
+  /** The referenced credential Secret does not exist in the request's namespace. */
+  | "CredentialSecretNotFound"
+  /** The workload-identity ServiceAccount does not exist in the request's namespace. */
+  | "ServiceAccountNotFound";
 
 /** A credential that is unusable before any call is made (found locally, not by the service). */
 export class CredentialError extends PermanentError {

@@ -131,7 +131,9 @@ function parseSuccess(raw: RawTokenResponse, sentAt: number): TokenOutcome {
     accessToken: access_token,
     tokenType: token_type,
     issuedAt: sentAt,
-    expiresAt: sentAt + expires_in * 1000,
+    // Whole seconds, as the token's own iat/exp are: counted from the second the request left, the
+    // result is never later than the JWT's exp, whatever part of that second the service saw.
+    expiresAt: Math.floor(sentAt / 1000) * 1000 + expires_in * 1000,
   };
   // A refresh_in at or past expiry would be advice to let the token lapse; ignore it.
   if (refresh_in !== undefined && refresh_in > 0 && refresh_in < expires_in) token.refreshIn = refresh_in;

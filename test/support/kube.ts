@@ -27,7 +27,9 @@ export function testKubeConfig(): KubeConfig {
 /** Creates a namespace with a random suffix; tests never share one. */
 export async function createTestNamespace(kc: KubeConfig, prefix: string): Promise<string> {
   const name = `${prefix}-${randomBytes(3).toString("hex")}`.toLowerCase().slice(0, 63);
-  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { "apptoken.io/test": "true" } } } });
+  await kc
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name, labels: { "apptoken.io/test": "true" } } } });
   return name;
 }
 
@@ -45,7 +47,10 @@ export interface KubectlResult {
 }
 
 /** Runs the pinned kubectl (never whatever is on PATH) against the test control plane. */
-export function kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<KubectlResult> {
+export function kubectl(
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<KubectlResult> {
   return new Promise((resolve) => {
     const child = execFile(
       join(binDir(), "kubectl"),
@@ -77,7 +82,9 @@ export async function eventually<T>(
       lastError = e;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`,
+      );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }

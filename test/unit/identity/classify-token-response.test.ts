@@ -44,7 +44,7 @@ function success(body: unknown, sentAt = now - 40) {
 }
 
 describe("classifyTokenResponse: success", () => {
-  it("measures expiry from the moment the request was sent", () => {
+  it("measures expiry from the second the request was sent, so it is never later than the token's exp", () => {
     const token = success({
       token_type: "Bearer",
       expires_in: 3599,
@@ -55,7 +55,7 @@ describe("classifyTokenResponse: success", () => {
       accessToken: "eyJ.a.b",
       tokenType: "Bearer",
       issuedAt: now - 40,
-      expiresAt: now - 40 + 3_599_000,
+      expiresAt: Math.floor((now - 40) / 1000) * 1000 + 3_599_000,
     });
   });
 
@@ -66,7 +66,7 @@ describe("classifyTokenResponse: success", () => {
       refresh_in: 43199,
       access_token: "t",
     });
-    expect(token.expiresAt - token.issuedAt).toBe(86_399_000);
+    expect(token.expiresAt - Math.floor(token.issuedAt / 1000) * 1000).toBe(86_399_000);
     expect(token.refreshIn).toBe(43199);
   });
 

@@ -1,0 +1,249 @@
+/**
+ * Flags and environment, validated with zod. Flag names follow controller-runtime's where one
+ * exists; every flag can also be set by an APPTOKEN_* environment variable (flags win).
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+const bindAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$|^0$/, "must be host:port, :port, or 0 to disable");
+
+const ConfigSchema = z.object({
+  kubeconfig: z.string().optional(),
+  namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")),
+  leaderElect: z.boolean(),
+  leaderElectionNamespace: z.string().min(1).optional(),
+  leaderElectionId: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Lease name"),
+  metricsBindAddress: bindAddress,
+  healthProbeBindAddress: bindAddress,
+  maxConcurrentReconciles: z.number().int().min(1).max(1024),
+  kubeApiQps: z.number().positive().max(100_000),
+  kubeApiBurst: z.number().int().min(1).max(100_000),
+  tokenRequestsPerSecond: z.number().positive().max(100_000),
+  authorityCaFile: z.string().optional(),
+  allowInsecureLoopbackAuthority: z.boolean(),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
+  /** Pretty logs for people at a terminal; JSON otherwise. */
+  logFormat: z.enum(["json", "pretty", "auto"]),
+});
+
+export type Config = z.infer<typeof ConfigSchema> & { authorityCa?: string };
+
+interface FlagSpec {
+  key: keyof z.infer<typeof ConfigSchema>;
+  type: "string" | "boolean" | "number";
+  multiple?: boolean;
+  default: string | boolean | number | string[] | undefined;
+  env: string;
+  help: string;
+}
+
+export const FLAGS: Record<string, FlagSpec> = {
+  kubeconfig: {
+    key: "kubeconfig",
+    type: "string",
+    default: undefined,
+    env: "KUBECONFIG",
+    help: "path to a kubeconfig; else $KUBECONFIG, else in-cluster",
+  },
+  namespace: {
+    key: "namespaces",
+    type: "string",
+    multiple: true,
+    default: [],
+    env: "APPTOKEN_NAMESPACES",
+    help: "watch only this namespace (repeatable; env: comma-separated); default all",
+  },
+  "leader-elect": {
+    key: "leaderElect",
+    type: "boolean",
+    default: false,
+    env: "APPTOKEN_LEADER_ELECT",
+    help: "elect a leader on a coordination.k8s.io Lease so only one replica writes",
+  },
+  "leader-election-namespace": {
+    key: "leaderElectionNamespace",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_LEADER_ELECTION_NAMESPACE",
+    help: "namespace of the Lease; default the pod's namespace, else apptoken-system",
+  },
+  "leader-election-id": {
+    key: "leaderElectionId",
+    type: "string",
+    default: "apptoken-operator",
+    env: "APPTOKEN_LEADER_ELECTION_ID",
+    help: "name of the Lease",
+  },
+  "metrics-bind-address": {
+    key: "metricsBindAddress",
+    type: "string",
+    default: ":8080",
+    env: "APPTOKEN_METRICS_BIND_ADDRESS",
+    help: "where /metrics is served; 0 disables",
+  },
+  "health-probe-bind-address": {
+    key: "healthProbeBindAddress",
+    type: "string",
+    default: ":8081",
+    env: "APPTOKEN_HEALTH_PROBE_BIND_ADDRESS",
+    help: "where /healthz and /readyz are served; 0 disables",
+  },
+  "max-concurrent-reconciles": {
+    key: "maxConcurrentReconciles",
+    type: "number",
+    default: 16,
+    env: "APPTOKEN_MAX_CONCURRENT_RECONCILES",
+    help: "reconciles running at once",
+  },
+  "kube-api-qps": {
+    key: "kubeApiQps",
+    type: "number",
+    default: 50,
+    env: "APPTOKEN_KUBE_API_QPS",
+    help: "sustained requests per second to the Kubernetes API",
+  },
+  "kube-api-burst": {
+    key: "kubeApiBurst",
+    type: "number",
+    default: 100,
+    env: "APPTOKEN_KUBE_API_BURST",
+    help: "burst of requests to the Kubernetes API",
+  },
+  "token-requests-per-second": {
+    key: "tokenRequestsPerSecond",
+    type: "number",
+    default: 20,
+    env: "APPTOKEN_TOKEN_REQUESTS_PER_SECOND",
+    help: "global limit on calls to the token service (protects the app registration)",
+  },
+  "authority-ca-file": {
+    key: "authorityCaFile",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_AUTHORITY_CA_FILE",
+    help: "extra PEM CA bundle trusted for the token service's TLS",
+  },
+  "allow-insecure-loopback-authority": {
+    key: "allowInsecureLoopbackAuthority",
+    type: "boolean",
+    default: false,
+    env: "APPTOKEN_ALLOW_INSECURE_LOOPBACK_AUTHORITY",
+    help: "dev only: allow http:// authorities on 127.0.0.0/8 and ::1",
+  },
+  "log-level": {
+    key: "logLevel",
+    type: "string",
+    default: "info",
+    env: "APPTOKEN_LOG_LEVEL",
+    help: "trace|debug|info|warn|error",
+  },
+  "log-format": {
+    key: "logFormat",
+    type: "string",
+    default: "auto",
+    env: "APPTOKEN_LOG_FORMAT",
+    help: "json|pretty|auto (pretty on a terminal)",
+  },
+};
+
+export class ConfigError extends Error {}
+
+export function helpText(): string {
+  const lines = [
+    "Usage: apptoken-operator [flags]",
+    "",
+    "Keeps Microsoft Entra ID app tokens fresh in Kubernetes Secrets.",
+    "",
+    "Flags:",
+  ];
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const def =
+      f.default === undefined || (Array.isArray(f.default) && f.default.length === 0)
+        ? ""
+        : ` (default ${JSON.stringify(f.default)})`;
+    const kind = f.type === "boolean" ? "" : ` ${f.type}`;
+    lines.push(`  --${name}${kind}`, `        ${f.help}${def} [env ${f.env}]`);
+  }
+  lines.push("  -h, --help", "        print this help");
+  return lines.join("\n") + "\n";
+}
+
+function fromEnv(f: FlagSpec, raw: string, flag: string): unknown {
+  if (f.multiple)
+    return raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  if (f.type === "boolean") {
+    if (/^(1|true|yes)$/i.test(raw)) return true;
+    if (/^(0|false|no|)$/i.test(raw)) return false;
+    throw new ConfigError(`${f.env} (for --${flag}): ${JSON.stringify(raw)} is not a boolean`);
+  }
+  if (f.type === "number") return toNumber(raw, `${f.env} (for --${flag})`);
+  return raw;
+}
+
+function toNumber(raw: string, what: string): number {
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n))
+    throw new ConfigError(`${what}: ${JSON.stringify(raw)} is not a number`);
+  return n;
+}
+
+/** Returns the config, or "help"; throws ConfigError with one line for a bad value. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "help" {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, f] of Object.entries(FLAGS)) {
+    options[name] = { type: f.type === "boolean" ? "boolean" : "string", multiple: f.multiple ?? false };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: false,
+      strict: true,
+      allowNegative: true,
+    } as Parameters<typeof parseArgs>[0]);
+  } catch (e) {
+    throw new ConfigError((e as Error).message.split("\n")[0] ?? "bad arguments");
+  }
+  if (parsed.values.help) return "help";
+  const raw: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const v = parsed.values[name];
+    if (v !== undefined) {
+      raw[f.key] = f.type === "number" ? toNumber(String(v), `--${name}`) : v;
+    } else if (env[f.env] !== undefined && env[f.env] !== "") {
+      raw[f.key] = fromEnv(f, env[f.env]!, name);
+    } else {
+      raw[f.key] = f.default;
+    }
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = String(issue.path[0]);
+    const flag = Object.entries(FLAGS).find(([, f]) => f.key === key)?.[0] ?? key;
+    throw new ConfigError(`--${flag}: ${issue.message} (got ${JSON.stringify(raw[key])})`);
+  }
+  const config: Config = result.data;
+  if (config.authorityCaFile) {
+    try {
+      config.authorityCa = readFileSync(config.authorityCaFile, "utf8");
+    } catch (e) {
+      throw new ConfigError(
+        `--authority-ca-file: cannot read ${config.authorityCaFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+      );
+    }
+    if (!config.authorityCa.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new ConfigError(`--authority-ca-file: ${config.authorityCaFile} holds no PEM certificate`);
+    }
+  }
+  return config;
+}

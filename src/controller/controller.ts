@@ -1,0 +1,243 @@
+/**
+ * Wires watch -> queue -> reconcile. Informers run on every replica (a standby keeps its caches
+ * warm and keeps reading the tokens the leader writes, so a takeover makes no calls for fresh
+ * tokens); only the leader runs the workers.
+ */
+import type { Logger } from "pino";
+import type { AppTokenRequestStatus } from "../api/types.js";
+import type { Clock } from "../clock.js";
+import { PersistedTokens, persistedTokenFromSecret } from "../cache/hydration.js";
+import type { TokenCache } from "../cache/index.js";
+import type { AuthorityPolicy, TokenClient } from "../identity/index.js";
+import type { KubeApiClient } from "../kube/api-client.js";
+import { CredentialSecrets } from "../kube/credential-secrets.js";
+import type { EventRecorder } from "../kube/events.js";
+import type { Informer } from "../kube/informer.js";
+import type { KubeLogger } from "../kube/log.js";
+import { objectKey } from "../kube/object-key.js";
+import { createAppTokenRequestInformer, createManagedSecretInformer } from "../kube/operator-informers.js";
+import { projectSecret, type SecretProjection } from "../kube/projections.js";
+import { CREDENTIAL_SECRET_INDEX, controllerOwnerKey } from "../kube/request-indexes.js";
+import type { KubeTransport } from "../kube/transport.js";
+import type { RawObject } from "../kube/types.js";
+import { WorkQueue, type Priority } from "../kube/work-queue.js";
+import type { Metrics } from "../observability/metrics.js";
+import { CredentialResolver } from "./credential-resolver.js";
+import { Reconciler } from "./reconcile.js";
+import { ANNOTATION } from "./target-secret.js";
+
+export interface ControllerOptions {
+  transport: KubeTransport;
+  api: KubeApiClient;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  cache: TokenCache;
+  tokenClient: Pick<TokenClient, "requestToken">;
+  events: EventRecorder;
+  authority: AuthorityPolicy;
+  namespaces: readonly string[];
+  concurrency: number;
+  /** Drain deadline for in-flight reconciles on shutdown. */
+  drainTimeoutMs?: number;
+}
+
+export class AppTokenController {
+  readonly requests: Informer<RawObject>;
+  readonly managedSecrets: Informer<SecretProjection>;
+  readonly credentialSecrets: CredentialSecrets;
+  readonly queue: WorkQueue;
+  readonly reconciler: Reconciler;
+  private readonly persisted = new PersistedTokens();
+  /** True until this replica starts reconciling: until then it reads tokens back from Secrets. */
+  private collecting = true;
+  private leading = false;
+
+  constructor(private readonly o: ControllerOptions) {
+    const kubeLog = kubeLogger(o.log);
+    const namespaces = o.namespaces.length ? o.namespaces : undefined;
+    this.requests = createAppTokenRequestInformer({ transport: o.transport, namespaces, log: kubeLog });
+    this.managedSecrets = createManagedSecretInformer({
+      transport: o.transport,
+      namespaces,
+      log: kubeLog,
+      transform: (raw) => {
+        if (this.collecting) {
+          const persisted = persistedTokenFromSecret(raw, o.clock.now());
+          if (persisted) this.persisted.add(persisted.keyHash, persisted.token);
+        }
+        return projectSecret(raw);
+      },
+    });
+    this.queue = new WorkQueue({
+      metrics: {
+        added: () => undefined,
+        queueLatency: () => undefined,
+        workDuration: () => undefined,
+        retried: () => undefined,
+      },
+      onHandlerError: (key, err) =>
+        o.log.warn(
+          { request: key, err: err instanceof Error ? err.message : String(err) },
+          "reconcile failed; retrying with backoff",
+        ),
+    });
+    this.credentialSecrets = new CredentialSecrets({
+      transport: o.transport,
+      namespaces,
+      log: kubeLog,
+      onChange: (ns, name) => {
+        for (const k of this.requests.indexKeys(CREDENTIAL_SECRET_INDEX, objectKey(ns, name)))
+          this.queue.add(k, "high");
+      },
+    });
+    const credentials = new CredentialResolver({
+      secrets: this.credentialSecrets,
+      serviceAccountTokens: o.api,
+      clock: o.clock,
+    });
+    this.reconciler = new Reconciler({
+      clock: o.clock,
+      requests: this.requests,
+      managedSecrets: this.managedSecrets,
+      credentials,
+      cache: o.cache,
+      tokenClient: o.tokenClient,
+      api: o.api,
+      events: o.events,
+      metrics: o.metrics,
+      log: o.log,
+      authority: o.authority,
+      persisted: this.persisted,
+      enqueue: (k, p) => this.queue.add(k, p),
+    });
+    this.registerHandlers();
+    this.registerGauges();
+  }
+
+  /** Starts every watch; resolves when all caches are synced (or false when aborted first). */
+  async startWatching(signal: AbortSignal): Promise<boolean> {
+    this.requests.start();
+    this.managedSecrets.start();
+    this.credentialSecrets.start();
+    const synced = await Promise.all([
+      this.requests.waitForSync(signal),
+      this.managedSecrets.waitForSync(signal),
+    ]);
+    return synced.every(Boolean);
+  }
+
+  hasSynced(): boolean {
+    return this.requests.hasSynced() && this.managedSecrets.hasSynced() && this.credentialSecrets.hasSynced();
+  }
+
+  /**
+   * Reconciles until `signal` aborts (leadership lost or shutdown), then drains in-flight work.
+   * Every request is queued once at the start; fresh ones cost a cache hit (seeded from their
+   * Secret) and no write.
+   */
+  async lead(signal: AbortSignal): Promise<void> {
+    if (!(await this.startWatching(signal))) return;
+    this.o.log.info(
+      {
+        requests: this.requests.size,
+        managedSecrets: this.managedSecrets.size,
+        persistedTokens: this.persisted.size,
+      },
+      "caches synced; reconciling",
+    );
+    this.leading = true;
+    this.collecting = false;
+    for (const key of this.requests.keys())
+      this.queue.add(key, this.neverSynced(this.requests.getByKey(key)) ? "high" : "low");
+    this.queue.run((key, s) => this.reconciler.reconcile(key, s), { concurrency: this.o.concurrency });
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    const { drained } = await this.queue.shutDown({ drainTimeoutMs: this.o.drainTimeoutMs ?? 20_000 });
+    this.leading = false;
+    this.o.log.info({ drained }, "stopped reconciling");
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.requests.stop(), this.managedSecrets.stop(), this.credentialSecrets.stop()]);
+  }
+
+  private enqueue(key: string, priority: Priority): void {
+    if (this.leading) this.queue.add(key, priority);
+  }
+
+  private neverSynced(obj: RawObject | undefined): boolean {
+    const status = (obj as { status?: AppTokenRequestStatus } | undefined)?.status;
+    return !status || status.observedGeneration !== obj?.metadata.generation;
+  }
+
+  private registerHandlers(): void {
+    this.requests.addEventHandler({
+      onAdd: (obj, { initialList }) => {
+        const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+        this.enqueue(key, initialList && !this.neverSynced(obj) ? "low" : "high");
+      },
+      onUpdate: (oldObj, newObj, { resync }) => {
+        const key = objectKey(newObj.metadata.namespace, newObj.metadata.name ?? "");
+        if (resync) return this.enqueue(key, "low");
+        const specChanged = oldObj.metadata.generation !== newObj.metadata.generation;
+        const forceChanged =
+          oldObj.metadata.annotations?.[ANNOTATION.forceRefresh] !==
+          newObj.metadata.annotations?.[ANNOTATION.forceRefresh];
+        // Status-only updates are our own writes: reconciling them would only loop.
+        if (specChanged || forceChanged || oldObj.metadata.uid !== newObj.metadata.uid)
+          this.enqueue(key, "high");
+      },
+      onDelete: (obj) => {
+        const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+        this.queue.forget(key);
+        this.reconciler.forget(key);
+      },
+    });
+    this.managedSecrets.addEventHandler({
+      // Deleted (or relabelled out of our selector): recreate it from the cache, without a call.
+      onDelete: (secret) => {
+        const owner = controllerOwnerKey(secret);
+        if (owner) this.enqueue(owner, "high");
+      },
+    });
+  }
+
+  private registerGauges(): void {
+    const m = this.o.metrics;
+    const collectors = {
+      queue: () => {
+        const s = this.queue.stats();
+        m.queueDepth.set(s.high + s.low);
+        m.queueDelayed.set(s.delayed);
+      },
+      cache: () => {
+        const s = this.o.cache.stats();
+        m.throttledKeys.set({ state: "Throttled" }, s.throttledKeys);
+        m.throttledKeys.set({ state: "Backoff" }, s.backoffKeys);
+      },
+      expiry: () => {
+        let soonest = Number.POSITIVE_INFINITY;
+        for (const key of this.managedSecrets.keys()) {
+          const at = Date.parse(
+            this.managedSecrets.getByKey(key)?.metadata.annotations?.[ANNOTATION.expiresAt] ?? "",
+          );
+          if (at < soonest) soonest = at;
+        }
+        if (Number.isFinite(soonest)) m.soonestExpiry.set((soonest - this.o.clock.now()) / 1000);
+      },
+    };
+    m.onCollect(() => {
+      collectors.queue();
+      collectors.cache();
+      collectors.expiry();
+    });
+  }
+}
+
+/** pino's (object, message) signature is what src/kube expects. */
+function kubeLogger(log: Logger): KubeLogger {
+  return log.child({ component: "kube" });
+}

@@ -1,0 +1,588 @@
+/**
+ * What happens when an AppTokenRequest is created, changed, due for refresh or touched in any way:
+ * one level-triggered, idempotent pass that reads snapshots, asks a short list of questions in
+ * order, and writes only what changed (DESIGN §2, §3.5).
+ *
+ *   is the spec valid?                 -> InvalidSpec
+ *   is the target Secret ours to write? -> SecretConflict
+ *   is the credential usable?          -> CredentialSecretNotFound, MalformedPem, ...
+ *   what token should the Secret hold? -> the token cache (hit, shared call, or a call)
+ *   does the Secret hold it?           -> create / replace the Secret
+ *   does status say so?                -> patch status
+ *   when do we look again?             -> requeue at the refresh time (or the retry time)
+ */
+import type { Logger } from "pino";
+import { parseAppTokenRequestSpec } from "../api/schema.js";
+import { parseDuration } from "../api/duration.js";
+import type { AppTokenRequest, AppTokenRequestStatus, TokenSource } from "../api/types.js";
+import { API_VERSION, KIND } from "../api/types.js";
+import type { Clock } from "../clock.js";
+import type { AcquireResult, TokenCache } from "../cache/index.js";
+import { cacheKeyHash, cacheKeyId } from "../cache/index.js";
+import type { PersistedTokens } from "../cache/hydration.js";
+import type { AuthorityPolicy, ClientCredential, TokenClient, TokenResponse } from "../identity/index.js";
+import { TransientError, isTokenAcquisitionError, tokenEndpointFor } from "../identity/index.js";
+import type { KubeApiClient } from "../kube/api-client.js";
+import type { EventRecorder, EventType } from "../kube/events.js";
+import type { Informer } from "../kube/informer.js";
+import { objectKey } from "../kube/object-key.js";
+import type { SecretProjection } from "../kube/projections.js";
+import { TARGET_SECRET_INDEX } from "../kube/request-indexes.js";
+import { KubeApiError, isConflict, isNotFound } from "../kube/transport.js";
+import type { RawObject } from "../kube/types.js";
+import type { HandlerResult } from "../kube/work-queue.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { CredentialResolver } from "./credential-resolver.js";
+import { findCondition } from "./conditions.js";
+import { desiredStatus, statusChange, statusPatch, type ReadyVerdict } from "./status.js";
+import {
+  ANNOTATION,
+  controllerOf,
+  isOwnedBy,
+  iso,
+  secretIsCurrent,
+  targetSecretFor,
+  targetSecretName,
+  type DesiredSecret,
+  type SecretLike,
+} from "./target-secret.js";
+import { TemplateError, checkTemplate } from "./template.js";
+
+/** Problems a person must fix: look again slowly, and at once when the spec or a Secret changes. */
+const SLOW_RETRY_MS = 5 * 60_000;
+/** Counter-only status changes are written at most this often (§3.5). */
+const COUNTER_FLUSH_MS = 60_000;
+
+export interface ReconcilerDeps {
+  clock: Clock;
+  requests: Pick<Informer<RawObject>, "getByKey" | "indexKeys">;
+  managedSecrets: Pick<Informer<SecretProjection>, "getByKey">;
+  credentials: Pick<CredentialResolver, "resolve">;
+  cache: TokenCache;
+  tokenClient: Pick<TokenClient, "requestToken">;
+  api: Pick<KubeApiClient, "createSecret" | "replaceSecret" | "getSecret" | "patchRequestStatus">;
+  events: Pick<EventRecorder, "record" | "forget">;
+  metrics: Metrics;
+  log: Logger;
+  authority: AuthorityPolicy;
+  persisted: PersistedTokens;
+  /** Re-queues other requests (other holders of a key that just got a new token). */
+  enqueue: (key: string, priority: "high" | "low") => void;
+}
+
+/** What this process remembers about one request between reconciles. */
+interface RequestMemo {
+  uid: string;
+  keyId: string | undefined;
+  keyHash: string | undefined;
+  generation: number | undefined;
+  hits: number;
+  misses: number;
+  /** The last status this process wrote: the informer's copy may lag behind our own write. */
+  lastStatus: AppTokenRequestStatus | undefined;
+  lastStatusWriteAt: number;
+  /** The force-refresh value already acted on (also recorded on the Secret). */
+  forceHandled: string | undefined;
+}
+
+interface Outcome {
+  ready: ReadyVerdict;
+  token?: { expiresAt: number; refreshAt: number; issuedAt: number; source: TokenSource } | undefined;
+  acquire?: AcquireResult | undefined;
+  requeueAfterMs?: number | undefined;
+  event?: { type: EventType; reason: string; message: string } | undefined;
+}
+
+export class Reconciler {
+  private readonly memos = new Map<string, RequestMemo>();
+  /** keyId -> request keys using it, to fan a new token out to every Secret that shares it. */
+  private readonly keyUsers = new Map<string, Set<string>>();
+
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  async reconcile(key: string, signal: AbortSignal): Promise<HandlerResult> {
+    const started = performance.now();
+    try {
+      return await this.reconcileOnce(key, signal);
+    } catch (e) {
+      this.d.metrics.reconcileErrors.inc({
+        reason: e instanceof KubeApiError ? `KubeApi${e.statusCode}` : "Error",
+      });
+      throw e;
+    } finally {
+      this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /** The request is gone: let go of its cache key and memory (the GC deletes its Secret). */
+  forget(key: string): void {
+    const memo = this.memos.get(key);
+    if (memo) {
+      this.unlinkKey(key, memo.keyId);
+      this.d.events.forget(memo.uid);
+      this.memos.delete(key);
+    }
+    this.d.cache.release(key);
+  }
+
+  private async reconcileOnce(key: string, signal: AbortSignal): Promise<HandlerResult> {
+    const obj = this.d.requests.getByKey(key);
+    if (!obj) {
+      this.forget(key);
+      return;
+    }
+    if (obj.metadata.deletionTimestamp) return;
+    const now = this.d.clock.now();
+    const memo = this.memoFor(key, obj, now);
+
+    const parsed = parseAppTokenRequestSpec(obj.spec);
+    if (!parsed.ok) {
+      const message = parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+      return this.finish(obj, memo, undefined, {
+        ready: { status: "False", reason: "InvalidSpec", message: message.slice(0, 2000) },
+        event: { type: "Warning", reason: "InvalidSpec", message: message.slice(0, 500) },
+      });
+    }
+    const req = { ...obj, spec: parsed.spec } as unknown as AppTokenRequest;
+    const ns = req.metadata.namespace;
+    const secretName = targetSecretName(req);
+    if (req.spec.target?.template?.data) {
+      try {
+        checkTemplate(req.spec.target.template.data);
+      } catch (e) {
+        if (!(e instanceof TemplateError)) throw e;
+        return this.finish(obj, memo, secretName, {
+          ready: { status: "False", reason: "InvalidSpec", message: e.message },
+        });
+      }
+    }
+
+    const conflict = this.targetConflict(key, req, secretName);
+    if (conflict) {
+      return this.finish(obj, memo, secretName, {
+        ready: { status: "False", reason: "SecretConflict", message: conflict },
+        event: { type: "Warning", reason: "SecretConflict", message: conflict },
+        requeueAfterMs: SLOW_RETRY_MS,
+      });
+    }
+
+    let credential: ClientCredential;
+    let endpoint: URL;
+    try {
+      credential = await this.d.credentials.resolve(ns, req.spec.credential, signal);
+      endpoint = tokenEndpointFor(
+        { cloud: req.spec.cloud, authorityHost: req.spec.authorityHost, tenantId: req.spec.tenantId },
+        this.d.authority,
+      );
+    } catch (e) {
+      if (!isTokenAcquisitionError(e) || e.kind === "Transient") throw e;
+      return this.finish(obj, memo, secretName, {
+        ready: { status: "False", reason: e.reason, message: e.message },
+        event: { type: "Warning", reason: e.reason, message: e.message },
+        requeueAfterMs: SLOW_RETRY_MS,
+      });
+    }
+
+    const keyId = cacheKeyId({
+      authorityHost: endpoint.origin + endpoint.pathname,
+      tenantId: req.spec.tenantId,
+      clientId: req.spec.clientId,
+      scope: req.spec.scope,
+      credentialFingerprint: credential.fingerprint,
+    });
+    if (memo.keyId !== keyId) {
+      this.unlinkKey(key, memo.keyId);
+      memo.keyId = keyId;
+      memo.keyHash = cacheKeyHash(keyId);
+      let users = this.keyUsers.get(keyId);
+      if (!users) this.keyUsers.set(keyId, (users = new Set()));
+      users.add(key);
+    }
+    const keyHash = memo.keyHash!;
+    const seed = this.d.persisted.take(keyHash);
+    if (seed && !this.d.cache.inspect(keyId)?.token) this.d.cache.seed([{ keyId, token: seed }]);
+    // A new generation may fix what made the last call fail (e.g. the scope): retry at once.
+    if (memo.generation !== undefined && memo.generation !== req.metadata.generation)
+      this.d.cache.resetBackoff(keyId);
+    memo.generation = req.metadata.generation;
+
+    const existing = this.d.managedSecrets.getByKey(objectKey(ns, secretName));
+    const forceWanted = req.metadata.annotations?.[ANNOTATION.forceRefresh];
+    const forceHandled = existing?.metadata.annotations?.[ANNOTATION.forceRefresh] ?? memo.forceHandled;
+    const force = forceWanted !== undefined && forceWanted !== forceHandled;
+    const refreshBeforeMs = req.spec.refreshBefore ? parseDuration(req.spec.refreshBefore) : undefined;
+
+    const result = await this.d.cache.acquire(
+      keyId,
+      () => this.fetchToken(req, endpoint, credential, signal),
+      {
+        force,
+        refreshBeforeMs,
+        holder: key,
+      },
+    );
+    this.count(memo, result);
+    if (result.outcome === "Fetched" && result.token) this.fanOut(keyId, key);
+
+    const token = result.token;
+    if (!token) return this.finish(obj, memo, secretName, this.noTokenOutcome(result, now));
+
+    const forceDone = force && (result.outcome === "Fetched" || result.outcome === "Shared");
+    if (forceDone) memo.forceHandled = forceWanted;
+    const desired = targetSecretFor(req, token, keyHash, forceDone ? forceWanted : forceHandled);
+    const write = await this.writeSecret(req, existing, desired, signal);
+    if (write.conflict) {
+      return this.finish(obj, memo, secretName, {
+        ready: { status: "False", reason: write.conflict.reason, message: write.conflict.message },
+        event: { type: "Warning", reason: write.conflict.reason, message: write.conflict.message },
+        requeueAfterMs: SLOW_RETRY_MS,
+      });
+    }
+
+    const previousIssuedAt = existing?.metadata.annotations?.[ANNOTATION.issuedAt];
+    const tokenChanged = previousIssuedAt !== iso(token.issuedAt);
+    const source: TokenSource = tokenChanged
+      ? result.source === "IdentityProvider"
+        ? "IdentityProvider"
+        : "Cache"
+      : (memo.lastStatus?.tokenSource ?? req.status?.tokenSource ?? result.source ?? "Cache");
+
+    let event: Outcome["event"];
+    if (write.created) {
+      event = {
+        type: "Normal",
+        reason: "Issued",
+        message: `wrote a token valid until ${iso(token.expiresAt)} to Secret ${secretName} (source ${source})`,
+      };
+    } else if (tokenChanged && result.outcome === "Fetched") {
+      event = {
+        type: "Normal",
+        reason: "Refreshed",
+        message: `refreshed the token in Secret ${secretName}; valid until ${iso(token.expiresAt)}`,
+      };
+    }
+    const ready = this.readyWithToken(result, token.expiresAt, token.refreshAt, source);
+    if (ready.reason !== "TokenIssued")
+      event = { type: "Warning", reason: ready.reason, message: ready.message };
+
+    return this.finish(obj, memo, secretName, {
+      ready,
+      token: { expiresAt: token.expiresAt, refreshAt: token.refreshAt, issuedAt: token.issuedAt, source },
+      acquire: result,
+      requeueAfterMs: Math.max(0, result.nextAttemptAt - now),
+      event,
+    });
+  }
+
+  private memoFor(key: string, obj: RawObject, now: number): RequestMemo {
+    const uid = obj.metadata.uid ?? "";
+    let memo = this.memos.get(key);
+    if (memo && memo.uid !== uid) {
+      // Deleted and recreated under the same name: nothing carries over.
+      this.forget(key);
+      memo = undefined;
+    }
+    if (!memo) {
+      const status = (obj as { status?: AppTokenRequestStatus }).status;
+      memo = {
+        uid,
+        keyId: undefined,
+        keyHash: undefined,
+        generation: undefined,
+        hits: status?.cache?.hits ?? 0,
+        misses: status?.cache?.misses ?? 0,
+        lastStatus: undefined,
+        // First sight counts as a write: a restart must not flush 10^5 hit counters at once.
+        lastStatusWriteAt: now,
+        forceHandled: undefined,
+      };
+      this.memos.set(key, memo);
+    }
+    return memo;
+  }
+
+  /** Why this request may not write its target Secret, or undefined when it may. */
+  private targetConflict(key: string, req: AppTokenRequest, secretName: string): string | undefined {
+    const ns = req.metadata.namespace;
+    const claimants = this.d.requests.indexKeys(TARGET_SECRET_INDEX, objectKey(ns, secretName));
+    if (claimants.length > 1) {
+      // The oldest claimant keeps the Secret, so adding a second request never steals it.
+      const winner = [...claimants].sort(
+        (a, b) => compareAge(this.d.requests.getByKey(a), this.d.requests.getByKey(b)) || a.localeCompare(b),
+      )[0];
+      if (winner !== key) {
+        return `Secret ${secretName} is also the target of AppTokenRequest ${winner?.split("/")[1]}, which claimed it first; set spec.target.name to another Secret`;
+      }
+    }
+    const existing = this.d.managedSecrets.getByKey(objectKey(ns, secretName));
+    if (existing && !isOwnedBy(existing, req)) {
+      const owner = controllerOf(existing);
+      return `Secret ${secretName} is managed by the operator for ${owner ? `${owner.kind} ${owner.name} (uid ${owner.uid})` : "another owner"}, not for this request; it is left untouched`;
+    }
+    return undefined;
+  }
+
+  private async fetchToken(
+    req: AppTokenRequest,
+    endpoint: URL,
+    credential: ClientCredential,
+    signal: AbortSignal,
+  ): Promise<TokenResponse> {
+    const started = performance.now();
+    try {
+      const token = await this.d.tokenClient.requestToken({
+        endpoint,
+        clientId: req.spec.clientId,
+        scope: req.spec.scope,
+        credential,
+        signal,
+      });
+      this.d.metrics.tokenRequests.inc({ result: "success", aadsts: "" });
+      return token;
+    } catch (e) {
+      const err = isTokenAcquisitionError(e)
+        ? e
+        : new TransientError(`token request failed: ${e instanceof Error ? e.message : String(e)}`, {
+            reason: "TokenServiceUnavailable",
+            cause: e,
+          });
+      this.d.metrics.tokenRequests.inc({ result: err.kind.toLowerCase(), aadsts: err.aadsts ?? "" });
+      throw err;
+    } finally {
+      this.d.metrics.tokenRequestDuration.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  private count(memo: RequestMemo, result: AcquireResult): void {
+    if (result.outcome === "Hit" || result.outcome === "Shared") {
+      memo.hits++;
+      this.d.metrics.cacheHits.inc();
+    } else if (result.outcome === "Fetched") {
+      memo.misses++;
+      this.d.metrics.cacheMisses.inc();
+    }
+  }
+
+  /** Every other request on this key gets the new token now, not at its own next refresh. */
+  private fanOut(keyId: string, except: string): void {
+    const users = this.keyUsers.get(keyId);
+    if (!users) return;
+    for (const k of users) if (k !== except) this.d.enqueue(k, "low");
+  }
+
+  private unlinkKey(key: string, keyId: string | undefined): void {
+    if (keyId === undefined) return;
+    const users = this.keyUsers.get(keyId);
+    users?.delete(key);
+    if (users && users.size === 0) this.keyUsers.delete(keyId);
+  }
+
+  private async writeSecret(
+    req: AppTokenRequest,
+    existing: SecretProjection | undefined,
+    desired: DesiredSecret,
+    signal: AbortSignal,
+  ): Promise<{ created: boolean; conflict?: { reason: string; message: string } }> {
+    if (existing && secretIsCurrent(existing, desired)) return { created: false };
+    if (!existing) {
+      try {
+        await this.d.api.createSecret(toSecretBody(desired, undefined), signal);
+        return { created: true };
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        // It exists but is not in our label-selected informer (yet): read it to find out whose it is.
+      }
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const current =
+        attempt === 0 && existing
+          ? existing
+          : await this.d.api
+              .getSecret(desired.metadata.namespace, desired.metadata.name, signal)
+              .catch((e: unknown) => {
+                if (isNotFound(e)) return undefined;
+                throw e;
+              });
+      if (!current) {
+        await this.d.api.createSecret(toSecretBody(desired, undefined), signal);
+        return { created: true };
+      }
+      if (!isOwnedBy(current as SecretLike, req)) {
+        return {
+          created: false,
+          conflict: {
+            reason: "SecretConflict",
+            message: `Secret ${desired.metadata.name} already exists and is not owned by this AppTokenRequest; the operator never overwrites it. Delete it or set spec.target.name`,
+          },
+        };
+      }
+      const type = (current as { type?: string }).type ?? "Opaque";
+      if (type !== desired.type) {
+        return {
+          created: false,
+          conflict: {
+            reason: "SecretTypeImmutable",
+            message: `Secret ${desired.metadata.name} has type ${type} but the template asks for ${desired.type}; a Secret's type cannot change: delete the Secret and the operator recreates it`,
+          },
+        };
+      }
+      try {
+        await this.d.api.replaceSecret(toSecretBody(desired, current), signal);
+        return { created: false };
+      } catch (e) {
+        if (!isConflict(e) || attempt === 1) throw e;
+        // Our informer copy was stale: retry once from a fresh read.
+      }
+    }
+    return { created: false };
+  }
+
+  private noTokenOutcome(result: AcquireResult, now: number): Outcome {
+    const err = result.error;
+    const retry = result.throttle.retryAt;
+    const retryText = retry !== undefined && Number.isFinite(retry) ? `; next attempt at ${iso(retry)}` : "";
+    let ready: ReadyVerdict;
+    if (err) {
+      const reason = err.kind === "Throttled" ? "Throttled" : err.reason;
+      ready = { status: "False", reason, message: `${err.message}${retryText}` };
+    } else if (result.deferredBy === "RateLimited") {
+      ready = {
+        status: "False",
+        reason: "Pending",
+        message: `waiting for a slot under the global limit on calls to the token service (--token-requests-per-second)${retryText}`,
+      };
+    } else {
+      ready = { status: "False", reason: "Pending", message: `no token yet${retryText}` };
+    }
+    return {
+      ready,
+      acquire: result,
+      requeueAfterMs: Math.max(0, result.nextAttemptAt - now),
+      event: err ? { type: "Warning", reason: ready.reason, message: ready.message } : undefined,
+    };
+  }
+
+  private readyWithToken(
+    result: AcquireResult,
+    expiresAt: number,
+    refreshAt: number,
+    source: TokenSource,
+  ): ReadyVerdict {
+    const err = result.error;
+    const validity = `the Secret holds a token valid until ${iso(expiresAt)}`;
+    if (err && result.throttle.state === "Throttled") {
+      const until = result.throttle.retryAt !== undefined ? ` until ${iso(result.throttle.retryAt)}` : "";
+      return {
+        status: "True",
+        reason: "RefreshThrottled",
+        message: `the token service is throttling refreshes${until} (${err.message}); ${validity}`,
+      };
+    }
+    if (err) {
+      return {
+        status: "True",
+        reason: "RefreshFailing",
+        message: `refresh failed: ${err.message}; ${validity}`,
+      };
+    }
+    return {
+      status: "True",
+      reason: "TokenIssued",
+      message: `${validity}, from ${source === "Cache" ? "the cache" : "the identity provider"}; next refresh at ${iso(refreshAt)}`,
+    };
+  }
+
+  private async finish(
+    obj: RawObject,
+    memo: RequestMemo,
+    secretName: string | undefined,
+    o: Outcome,
+  ): Promise<HandlerResult> {
+    const now = this.d.clock.now();
+    const current = memo.lastStatus ?? (obj as { status?: AppTokenRequestStatus }).status;
+    const desired = desiredStatus({
+      previous: current,
+      generation: obj.metadata.generation,
+      secretName,
+      token: o.token,
+      throttle: o.acquire?.throttle,
+      ready: o.ready,
+      hits: memo.hits,
+      misses: memo.misses,
+      now,
+    });
+    const change = statusChange(current, desired);
+    const flushCounters = change === "countersOnly" && now - memo.lastStatusWriteAt >= COUNTER_FLUSH_MS;
+    if (change === "changed" || flushCounters) {
+      const ns = obj.metadata.namespace ?? "";
+      const name = obj.metadata.name ?? "";
+      try {
+        await this.d.api.patchRequestStatus(ns, name, statusPatch(current, desired));
+      } catch (e) {
+        if (isNotFound(e)) return; // deleted meanwhile
+        throw e;
+      }
+      memo.lastStatus = desired;
+      memo.lastStatusWriteAt = now;
+      const previousReady = findCondition(current?.conditions, "Ready");
+      if (
+        o.event &&
+        (previousReady?.reason !== o.ready.reason ||
+          o.event.reason === "Issued" ||
+          o.event.reason === "Refreshed")
+      ) {
+        this.d.events.record(
+          { apiVersion: API_VERSION, kind: KIND, namespace: ns, name, uid: obj.metadata.uid },
+          o.event.type,
+          o.event.reason,
+          o.event.message,
+        );
+      }
+      if (o.ready.status === "False") this.d.metrics.reconcileErrors.inc({ reason: o.ready.reason });
+      this.logOutcome(obj, o);
+    }
+    return o.requeueAfterMs === undefined ? undefined : { requeueAfterMs: o.requeueAfterMs };
+  }
+
+  private logOutcome(obj: RawObject, o: Outcome): void {
+    const fields = {
+      request: `${obj.metadata.namespace}/${obj.metadata.name}`,
+      ready: o.ready.status,
+      reason: o.ready.reason,
+      ...(o.token
+        ? { expiresAt: iso(o.token.expiresAt), refreshAt: iso(o.token.refreshAt), source: o.token.source }
+        : {}),
+      ...(o.acquire ? { outcome: o.acquire.outcome, throttle: o.acquire.throttle.state } : {}),
+    };
+    if (o.ready.status === "False")
+      this.d.log.warn({ ...fields, detail: o.ready.message }, "request not ready");
+    else if (o.ready.reason !== "TokenIssued")
+      this.d.log.warn({ ...fields, detail: o.ready.message }, "refresh failing, old token kept");
+    else this.d.log.info(fields, "token in place");
+  }
+}
+
+function compareAge(a: RawObject | undefined, b: RawObject | undefined): number {
+  const ta = Date.parse(a?.metadata.creationTimestamp ?? "") || 0;
+  const tb = Date.parse(b?.metadata.creationTimestamp ?? "") || 0;
+  return ta - tb;
+}
+
+/** The full Secret to send; keeps labels and annotations others put on our Secret. */
+function toSecretBody(desired: DesiredSecret, current: RawObject | SecretProjection | undefined): RawObject {
+  const meta = current?.metadata;
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: desired.metadata.name,
+      namespace: desired.metadata.namespace,
+      ...(meta?.resourceVersion ? { resourceVersion: meta.resourceVersion } : {}),
+      labels: { ...(meta?.labels ?? {}), ...desired.metadata.labels },
+      annotations: { ...(meta?.annotations ?? {}), ...desired.metadata.annotations },
+      ownerReferences: desired.metadata.ownerReferences,
+    },
+    type: desired.type,
+    data: desired.data,
+  };
+}

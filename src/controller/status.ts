@@ -1,0 +1,109 @@
+/**
+ * The status a person reads (DESIGN §2): built as a pure function of what reconcile learned, and
+ * compared with what is there so that only changes a person would want to see are written (§3.5).
+ */
+import type { AppTokenRequestStatus, Condition, ThrottleStatus, TokenSource } from "../api/types.js";
+import type { ThrottleStatus as CacheThrottle } from "../cache/index.js";
+import { setCondition } from "./conditions.js";
+import { iso } from "./target-secret.js";
+
+export interface ReadyVerdict {
+  status: "True" | "False";
+  reason: string;
+  message: string;
+}
+
+export interface TokenFacts {
+  expiresAt: number;
+  refreshAt: number;
+  issuedAt: number;
+  source: TokenSource;
+}
+
+export interface StatusInput {
+  previous: AppTokenRequestStatus | undefined;
+  generation: number | undefined;
+  secretName: string | undefined;
+  token: TokenFacts | undefined;
+  throttle: CacheThrottle | undefined;
+  ready: ReadyVerdict;
+  hits: number;
+  misses: number;
+  now: number;
+}
+
+export function throttleStatus(t: CacheThrottle | undefined): ThrottleStatus | undefined {
+  if (!t || t.state === "None") return undefined;
+  const out: ThrottleStatus = { state: t.state, consecutiveFailures: t.consecutiveFailures };
+  if (t.retryAt !== undefined && Number.isFinite(t.retryAt)) out.retryAfter = iso(t.retryAt);
+  if (t.lastError) out.lastError = t.lastError.message.slice(0, 1024);
+  return out;
+}
+
+export function desiredStatus(i: StatusInput): AppTokenRequestStatus {
+  const nowIso = iso(i.now);
+  const conditions = setCondition(
+    i.previous?.conditions as Condition[] | undefined,
+    {
+      type: "Ready",
+      status: i.ready.status,
+      reason: i.ready.reason,
+      message: i.ready.message,
+      ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
+    },
+    nowIso,
+  ) as Condition[];
+  const s: AppTokenRequestStatus = { conditions };
+  if (i.generation !== undefined) s.observedGeneration = i.generation;
+  if (i.secretName !== undefined) s.secretName = i.secretName;
+  if (i.token) {
+    s.expiresAt = iso(i.token.expiresAt);
+    s.refreshAt = iso(i.token.refreshAt);
+    s.lastRefreshTime = iso(i.token.issuedAt);
+    s.tokenSource = i.token.source;
+  } else if (i.previous?.expiresAt && Date.parse(i.previous.expiresAt) > i.now) {
+    // No token from this reconcile (e.g. conflict) but the Secret may still hold the old one.
+    s.expiresAt = i.previous.expiresAt;
+    if (i.previous.refreshAt) s.refreshAt = i.previous.refreshAt;
+    if (i.previous.lastRefreshTime) s.lastRefreshTime = i.previous.lastRefreshTime;
+    if (i.previous.tokenSource) s.tokenSource = i.previous.tokenSource;
+  }
+  s.cache = { hits: i.hits, misses: i.misses };
+  const throttle = throttleStatus(i.throttle);
+  if (throttle) s.throttle = throttle;
+  return s;
+}
+
+/** Everything except the counters, which ride along with other writes (§3.5). */
+function comparable(s: AppTokenRequestStatus | undefined): string {
+  if (!s) return "";
+  const { cache: _cache, conditions, ...rest } = s;
+  const conds = (conditions ?? []).map((c) => ({ ...c })).sort((a, b) => a.type.localeCompare(b.type));
+  return JSON.stringify({ ...sortKeys(rest), conditions: conds.map(sortKeys) });
+}
+
+function sortKeys<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))) as T;
+}
+
+export type StatusChange = "none" | "countersOnly" | "changed";
+
+export function statusChange(
+  current: AppTokenRequestStatus | undefined,
+  desired: AppTokenRequestStatus,
+): StatusChange {
+  if (comparable(current) !== comparable(desired)) return "changed";
+  const a = current?.cache;
+  const b = desired.cache;
+  return (a?.hits ?? 0) === (b?.hits ?? 0) && (a?.misses ?? 0) === (b?.misses ?? 0) ? "none" : "countersOnly";
+}
+
+/** A merge patch that also removes fields the desired status no longer has. */
+export function statusPatch(
+  current: AppTokenRequestStatus | undefined,
+  desired: AppTokenRequestStatus,
+): Record<string, unknown> {
+  const patch: Record<string, unknown> = { ...desired };
+  for (const k of Object.keys(current ?? {})) if (!(k in desired)) patch[k] = null;
+  return patch;
+}

@@ -1,0 +1,154 @@
+/**
+ * What the target Secret must look like for a request and a token (DESIGN §2 "Target Secret"),
+ * and whether the Secret that exists already is that. Pure: the reconciler does the I/O.
+ */
+import { createHash } from "node:crypto";
+import type { AppTokenRequest } from "../api/types.js";
+import { API_VERSION, KIND } from "../api/types.js";
+import { renderTemplate } from "./template.js";
+
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "apptoken-operator";
+export const ANNOTATION = {
+  expiresAt: "apptoken.io/expires-at",
+  refreshAt: "apptoken.io/refresh-at",
+  issuedAt: "apptoken.io/issued-at",
+  cacheKeyHash: "apptoken.io/cache-key-hash",
+  /** Hash of the template and the Secret format, so a template edit rewrites the Secret. */
+  templateHash: "apptoken.io/template-hash",
+  /** Set on the request by a person; copied to the Secret once handled. */
+  forceRefresh: "apptoken.io/force-refresh",
+} as const;
+
+/** Bumped when the layout of the Secret changes, so every Secret is rewritten once. */
+const SECRET_FORMAT = "1";
+
+export interface TokenForSecret {
+  accessToken: string;
+  tokenType: string;
+  issuedAt: number;
+  expiresAt: number;
+  refreshAt: number;
+}
+
+/** A Secret as the informer keeps it (metadata and type, no data), or as read from the API. */
+export interface SecretLike {
+  metadata: {
+    labels?: Record<string, string> | undefined;
+    annotations?: Record<string, string> | undefined;
+    ownerReferences?:
+      { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[] | undefined;
+  };
+  type?: string | undefined;
+}
+
+export interface DesiredSecret {
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    ownerReferences: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller: boolean;
+      blockOwnerDeletion: boolean;
+    }[];
+  };
+  type: string;
+  /** base64, as the API wants it. */
+  data: Record<string, string>;
+}
+
+export function targetSecretName(req: AppTokenRequest): string {
+  return req.spec.target?.name ?? req.metadata.name;
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export function templateHash(req: AppTokenRequest): string {
+  const t = req.spec.target?.template;
+  return createHash("sha256")
+    .update(SECRET_FORMAT + JSON.stringify(t ?? null))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+export function targetSecretFor(
+  req: AppTokenRequest,
+  token: TokenForSecret,
+  keyHash: string,
+  forceRefreshHandled: string | undefined,
+): DesiredSecret {
+  const template = req.spec.target?.template;
+  const expiresAt = iso(token.expiresAt);
+  const extra = template?.data
+    ? renderTemplate(template.data, { accessToken: token.accessToken, tokenType: token.tokenType, expiresAt })
+    : {};
+  // The three token keys come last so a template cannot shadow them.
+  const plain: Record<string, string> = {
+    ...extra,
+    access_token: token.accessToken,
+    token_type: token.tokenType,
+    expires_at: expiresAt,
+  };
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(plain)) data[k] = Buffer.from(v, "utf8").toString("base64");
+  const annotations: Record<string, string> = {
+    ...(template?.metadata?.annotations ?? {}),
+    [ANNOTATION.expiresAt]: expiresAt,
+    [ANNOTATION.refreshAt]: iso(token.refreshAt),
+    [ANNOTATION.issuedAt]: iso(token.issuedAt),
+    [ANNOTATION.cacheKeyHash]: keyHash,
+    [ANNOTATION.templateHash]: templateHash(req),
+  };
+  if (forceRefreshHandled !== undefined) annotations[ANNOTATION.forceRefresh] = forceRefreshHandled;
+  return {
+    metadata: {
+      name: targetSecretName(req),
+      namespace: req.metadata.namespace,
+      labels: { ...(template?.metadata?.labels ?? {}), [MANAGED_BY_LABEL]: MANAGED_BY },
+      annotations,
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: req.metadata.name,
+          uid: req.metadata.uid ?? "",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    type: template?.type ?? "Opaque",
+    data,
+  };
+}
+
+/** The controller owner of a Secret, if any. */
+export function controllerOf(secret: SecretLike): { name: string; uid: string; kind: string } | undefined {
+  return secret.metadata.ownerReferences?.find((o) => o.controller === true);
+}
+
+export function isOwnedBy(secret: SecretLike, req: AppTokenRequest): boolean {
+  const owner = controllerOf(secret);
+  return owner !== undefined && owner.kind === KIND && owner.uid === req.metadata.uid;
+}
+
+/**
+ * Whether the Secret we hold metadata for already carries this token and layout. Data is not
+ * compared (the informer does not keep it): the issued-at/expires-at pair identifies the token,
+ * and any write by someone else is caught by its resourceVersion (see reconcile).
+ */
+export function secretIsCurrent(secret: SecretLike, desired: DesiredSecret): boolean {
+  if ((secret.type ?? "Opaque") !== desired.type) return false;
+  const have = secret.metadata.annotations ?? {};
+  for (const [k, v] of Object.entries(desired.metadata.annotations)) if (have[k] !== v) return false;
+  const labels = secret.metadata.labels ?? {};
+  for (const [k, v] of Object.entries(desired.metadata.labels)) if (labels[k] !== v) return false;
+  return true;
+}

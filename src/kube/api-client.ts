@@ -1,0 +1,138 @@
+/**
+ * The writes (and the few direct reads) the controller makes, paced by one client-side token
+ * bucket (--kube-api-qps / --kube-api-burst, as client-go's rest.Config QPS/Burst) and counted by
+ * verb and resource for metrics and the benchmarks. Watches are not paced, as in client-go.
+ */
+import type { Clock } from "../clock.js";
+import { TokenBucket } from "../cache/token-bucket.js";
+import { objectPath, collectionPath, APP_TOKEN_REQUESTS, SECRETS } from "./resources.js";
+import { sleep, systemTimers, type TimerScheduler } from "./timers.js";
+import type { KubeRequest, KubeTransport } from "./transport.js";
+import type { RawObject } from "./types.js";
+
+export interface KubeApiClientOptions {
+  transport: KubeTransport;
+  clock: Clock;
+  qps: number;
+  burst: number;
+  timers?: TimerScheduler;
+  onWrite?: (verb: string, resource: string) => void;
+}
+
+export class KubeApiClient {
+  private readonly bucket: TokenBucket;
+  private readonly timers: TimerScheduler;
+
+  constructor(private readonly o: KubeApiClientOptions) {
+    this.bucket = new TokenBucket({ ratePerSecond: o.qps, burst: o.burst, clock: o.clock });
+    this.timers = o.timers ?? systemTimers;
+  }
+
+  private async paced<T>(req: KubeRequest, verb: string, resource: string): Promise<T> {
+    const at = this.bucket.reserve();
+    const wait = at - this.o.clock.now();
+    if (wait > 0) await sleep(this.timers, wait, req.signal);
+    if (verb !== "get" && verb !== "list") this.o.onWrite?.(verb, resource);
+    return this.o.transport.request<T>(req);
+  }
+
+  getSecret(namespace: string, name: string, signal?: AbortSignal): Promise<RawObject> {
+    return this.paced({ path: objectPath(SECRETS, namespace, name), signal }, "get", "secrets");
+  }
+
+  createSecret(body: RawObject, signal?: AbortSignal): Promise<RawObject> {
+    const ns = body.metadata.namespace ?? "";
+    return this.paced(
+      {
+        method: "POST",
+        path: collectionPath(SECRETS, ns),
+        body,
+        query: { fieldManager: FIELD_MANAGER },
+        signal,
+      },
+      "create",
+      "secrets",
+    );
+  }
+
+  /** PUT with metadata.resourceVersion set: optimistic concurrency, 409 on a lost race. */
+  replaceSecret(body: RawObject, signal?: AbortSignal): Promise<RawObject> {
+    const { namespace = "", name = "" } = body.metadata;
+    return this.paced(
+      {
+        method: "PUT",
+        path: objectPath(SECRETS, namespace, name),
+        body,
+        query: { fieldManager: FIELD_MANAGER },
+        signal,
+      },
+      "update",
+      "secrets",
+    );
+  }
+
+  /** JSON merge patch of the status subresource; `null` members remove fields. */
+  patchRequestStatus(
+    namespace: string,
+    name: string,
+    status: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<RawObject> {
+    return this.paced(
+      {
+        method: "PATCH",
+        path: `${objectPath(APP_TOKEN_REQUESTS, namespace, name)}/status`,
+        body: { status },
+        contentType: "application/merge-patch+json",
+        query: { fieldManager: FIELD_MANAGER },
+        signal,
+      },
+      "patch",
+      "apptokenrequests/status",
+    );
+  }
+
+  /** TokenRequest API: a short-lived service-account token for one audience. */
+  async createServiceAccountToken(
+    namespace: string,
+    serviceAccount: string,
+    audience: string,
+    expirationSeconds: number,
+    signal?: AbortSignal,
+  ): Promise<{ token: string; expiresAt: number }> {
+    const res = await this.paced<{ status?: { token?: string; expirationTimestamp?: string } }>(
+      {
+        method: "POST",
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(serviceAccount)}/token`,
+        body: {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenRequest",
+          spec: { audiences: [audience], expirationSeconds },
+        },
+        signal,
+      },
+      "create",
+      "serviceaccounts/token",
+    );
+    const token = res.status?.token;
+    if (!token) throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);
+    const expiresAt =
+      Date.parse(res.status?.expirationTimestamp ?? "") || this.o.clock.now() + expirationSeconds * 1000;
+    return { token, expiresAt };
+  }
+
+  createEvent(namespace: string, event: RawObject, signal?: AbortSignal): Promise<RawObject> {
+    return this.paced(
+      {
+        method: "POST",
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+        body: event,
+        signal,
+      },
+      "create",
+      "events",
+    );
+  }
+}
+
+export const FIELD_MANAGER = "apptoken-operator";

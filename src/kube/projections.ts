@@ -1,0 +1,130 @@
+/**
+ * Transforms that decide what an informer's store keeps. At 10^5 objects the store is most of
+ * the operator's memory, so each keeps only what the controller reads:
+ * - managed Secrets: identity, labels, annotations, owners and type; never `data` (the token).
+ * - AppTokenRequests: the object minus managedFields and kubectl's last-applied annotation,
+ *   which together are often larger than the object itself.
+ * Short strings repeated across objects (namespaces, owner kinds, the managed-by label, the app's
+ * client id and scope) are interned so that 10^5 objects share one copy. High-cardinality values
+ * (tenant ids — one per customer tenant —, user labels, uids) are not: they would only fill the
+ * bounded pool.
+ */
+import { MANAGED_BY_LABEL } from "./resources.js";
+import type { KubeObject, ObjectMeta, OwnerReference, RawObject } from "./types.js";
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+const POOL_LIMIT = 100_000;
+const INTERN_MAX_LENGTH = 128;
+const pool = new Map<string, string>();
+
+/**
+ * Returns a shared copy of a short, often-repeated string. Only call it for low-cardinality
+ * values: the pool is bounded and never evicts, so unique values (uids, names) would waste it.
+ */
+export function intern<S extends string | undefined>(s: S): S {
+  if (s === undefined || s.length > INTERN_MAX_LENGTH) return s;
+  const found = pool.get(s);
+  if (found !== undefined) return found as S;
+  if (pool.size < POOL_LIMIT) pool.set(s, s);
+  return s;
+}
+
+function internManagedBy(labels: Record<string, string> | undefined): Record<string, string> | undefined {
+  const v = labels?.[MANAGED_BY_LABEL];
+  if (labels && v !== undefined) labels[MANAGED_BY_LABEL] = intern(v);
+  return labels;
+}
+
+function withoutLastApplied(m: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!m || !(LAST_APPLIED in m)) return m;
+  const { [LAST_APPLIED]: _dropped, ...rest } = m;
+  return rest;
+}
+
+function projectOwners(refs: OwnerReference[] | undefined): OwnerReference[] | undefined {
+  if (!refs || refs.length === 0) return undefined;
+  return refs.map((r) => {
+    const p: OwnerReference = {
+      apiVersion: intern(r.apiVersion),
+      kind: intern(r.kind),
+      name: r.name,
+      uid: r.uid,
+    };
+    if (r.controller !== undefined) p.controller = r.controller;
+    if (r.blockOwnerDeletion !== undefined) p.blockOwnerDeletion = r.blockOwnerDeletion;
+    return p;
+  });
+}
+
+/** The metadata every projection keeps. */
+export interface ProjectedMeta extends ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  resourceVersion: string;
+}
+
+function projectMeta(m: ObjectMeta): ProjectedMeta {
+  const p: ProjectedMeta = {
+    name: m.name ?? "",
+    namespace: intern(m.namespace ?? ""),
+    uid: m.uid ?? "",
+    resourceVersion: m.resourceVersion ?? "",
+  };
+  const labels = internManagedBy(m.labels);
+  if (labels) p.labels = labels;
+  const annotations = withoutLastApplied(m.annotations);
+  if (annotations) p.annotations = annotations;
+  const owners = projectOwners(m.ownerReferences);
+  if (owners) p.ownerReferences = owners;
+  if (m.deletionTimestamp) p.deletionTimestamp = m.deletionTimestamp;
+  return p;
+}
+
+/** A Secret as the managed-Secret informer stores it: no `data`, no `stringData`. */
+export interface SecretProjection extends KubeObject {
+  metadata: ProjectedMeta;
+  type?: string;
+}
+
+/** For the managed-Secret informer (also accepts PartialObjectMetadata, which has no type). */
+export function projectSecret(raw: RawObject): SecretProjection {
+  const p: SecretProjection = { metadata: projectMeta(raw.metadata) };
+  if (typeof raw.type === "string") p.type = intern(raw.type);
+  return p;
+}
+
+/** Metadata only, for watches whose events are signals rather than state. */
+export function projectMetadata(raw: RawObject): KubeObject & { metadata: ProjectedMeta } {
+  return { metadata: projectMeta(raw.metadata) };
+}
+
+/** Request spec fields that few distinct values share across many requests; interned. */
+const SHARED_SPEC_FIELDS = ["clientId", "scope", "cloud", "authorityHost"] as const;
+
+/**
+ * For the AppTokenRequest informer: the object as sent, minus managedFields and the last-applied
+ * annotation, with shared strings interned. Mutates and returns `raw` (it was just decoded and is
+ * owned by the store from here on).
+ */
+export function trimAppTokenRequest(raw: RawObject): RawObject {
+  const m = raw.metadata;
+  delete m.managedFields;
+  const annotations = withoutLastApplied(m.annotations);
+  if (annotations && Object.keys(annotations).length > 0) m.annotations = annotations;
+  else delete m.annotations;
+  if (m.namespace) m.namespace = intern(m.namespace);
+  internManagedBy(m.labels);
+  if (raw.apiVersion) raw.apiVersion = intern(raw.apiVersion);
+  if (raw.kind) raw.kind = intern(raw.kind);
+  const spec = raw.spec;
+  if (typeof spec === "object" && spec !== null) {
+    const s = spec as Record<string, unknown>;
+    for (const f of SHARED_SPEC_FIELDS) {
+      const v = s[f];
+      if (typeof v === "string") s[f] = intern(v);
+    }
+  }
+  return raw;
+}

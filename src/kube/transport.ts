@@ -1,0 +1,296 @@
+/**
+ * The HTTP edge of src/kube: JSON requests and line-delimited watch streams against the API
+ * server, authenticated from a client-node KubeConfig.
+ *
+ * Why not client-node's Watch and generated clients here:
+ * - Watch (1.4) cannot send an Accept header, so it cannot ask for PartialObjectMetadata, which
+ *   the credential-Secret watch needs to stay metadata-only; it also drops lines it cannot parse
+ *   (a lost event, silently) and its client-side timeout is dead code (the signal is overwritten).
+ * - The generated clients decode into model classes (Date objects, copies of every field): more
+ *   memory per stored object and a MicroTime encoding the Lease API rejects. Here objects stay
+ *   the plain JSON the server sent.
+ * KubeConfig still does all authentication (exec plugins, token files, client certificates), so
+ * every kubeconfig that works with client-node works here.
+ */
+import { createHash } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeStatus, WatchEvent, WatchEventType } from "./types.js";
+
+export type QueryValue = string | number | boolean | undefined;
+
+export interface KubeRequest {
+  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Absolute API path, e.g. `/api/v1/namespaces/ns/secrets/name`. */
+  path: string;
+  query?: Record<string, QueryValue>;
+  body?: unknown;
+  accept?: string;
+  /** Defaults to application/json; patches name their strategy here. */
+  contentType?: string;
+  signal?: AbortSignal;
+  /** Whole-request deadline; default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface WatchRequest {
+  path: string;
+  query?: Record<string, QueryValue>;
+  accept?: string;
+  signal: AbortSignal;
+  /** A stream silent for this long is treated as dead (half-open TCP); default 10 minutes. */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * What informers, the credential reader and the leader elector need from the API server. An
+ * interface so that tests can wrap the real one (to cut a watch, or to hold a reconnect back) or
+ * replace it.
+ */
+export interface KubeTransport {
+  /** Resolves with the decoded JSON body (undefined for an empty body); rejects with KubeApiError for non-2xx. */
+  request<T>(req: KubeRequest): Promise<T>;
+  /**
+   * Opens a watch and calls `onEvent` for every event line. Resolves when the server ends the
+   * stream or `signal` aborts; rejects with KubeApiError when the server refuses the watch (e.g.
+   * 410), and with an Error when the connection breaks or a line is not a watch event.
+   */
+  watch(req: WatchRequest, onEvent: (event: WatchEvent) => void): Promise<void>;
+}
+
+/** A non-2xx answer from the API server, with the decoded Status when the server sent one. */
+export class KubeApiError extends Error {
+  readonly statusCode: number;
+  readonly reason: string | undefined;
+  readonly status: KubeStatus | undefined;
+  constructor(method: string, path: string, statusCode: number, status: KubeStatus | undefined) {
+    const reason = status?.reason;
+    super(
+      `${method} ${path}: HTTP ${statusCode}${reason ? ` ${reason}` : ""}${status?.message ? `: ${status.message}` : ""}`,
+    );
+    this.name = "KubeApiError";
+    this.statusCode = statusCode;
+    this.reason = reason;
+    this.status = status;
+  }
+}
+
+function statusCodeOf(err: unknown): number | undefined {
+  return err instanceof KubeApiError ? err.statusCode : undefined;
+}
+export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
+export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
+/** 410 Gone / reason Expired: a resourceVersion or continue token too old to serve. */
+export const isExpired = (err: unknown): boolean =>
+  statusCodeOf(err) === 410 || (err instanceof KubeApiError && err.reason === "Expired");
+
+export interface KubeTransportOptions {
+  defaultTimeoutMs?: number;
+  userAgent?: string;
+}
+
+export function createKubeTransport(kc: KubeConfig, options: KubeTransportOptions = {}): KubeTransport {
+  return new HttpKubeTransport(kc, options);
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+class HttpKubeTransport implements KubeTransport {
+  /** One keep-alive agent while the TLS material is unchanged: list pages and GETs reuse connections. */
+  private agent: { fingerprint: string; agent: http.Agent } | undefined;
+  private readonly defaultTimeoutMs: number;
+  private readonly userAgent: string;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    options: KubeTransportOptions,
+  ) {
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+    this.userAgent = options.userAgent ?? "apptoken-operator";
+  }
+
+  async request<T>(req: KubeRequest): Promise<T> {
+    const method = req.method ?? "GET";
+    // AbortSignal.timeout only takes whole milliseconds (callers pass remaining budgets).
+    const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(req.timeoutMs ?? this.defaultTimeoutMs)));
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    const res = await this.open(method, req.path, req.query, {
+      accept: req.accept ?? "application/json",
+      contentType: body === undefined ? undefined : (req.contentType ?? "application/json"),
+      body,
+      signal,
+    });
+    const text = await readBody(res, Number.POSITIVE_INFINITY);
+    const code = res.statusCode ?? 0;
+    if (code < 200 || code >= 300) throw new KubeApiError(method, req.path, code, parseStatus(text));
+    if (text.length === 0) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new Error(`${method} ${req.path}: response is not JSON`, { cause: err });
+    }
+  }
+
+  async watch(req: WatchRequest, onEvent: (event: WatchEvent) => void): Promise<void> {
+    if (req.signal.aborted) return;
+    let res: http.IncomingMessage;
+    try {
+      res = await this.open(
+        "GET",
+        req.path,
+        { ...req.query, watch: true },
+        {
+          accept: req.accept ?? "application/json",
+          signal: req.signal,
+          idleTimeoutMs: req.idleTimeoutMs ?? 10 * 60_000,
+        },
+      );
+    } catch (err) {
+      if (req.signal.aborted) return;
+      throw err;
+    }
+    const code = res.statusCode ?? 0;
+    if (code !== 200) {
+      const text = await readBody(res, MAX_ERROR_BODY).catch(() => "");
+      throw new KubeApiError("WATCH", req.path, code, parseStatus(text));
+    }
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const finish = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        if (err && !req.signal.aborted) {
+          res.destroy();
+          reject(err);
+        } else {
+          resolve();
+        }
+      };
+      let pending = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        pending += chunk;
+        let start = 0;
+        for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n", start)) {
+          const line = pending.slice(start, nl);
+          start = nl + 1;
+          if (line.trim().length === 0) continue;
+          try {
+            onEvent(parseWatchLine(line));
+          } catch (err) {
+            // A line we cannot decode is an event we would lose: end this watch with an error so
+            // that the reflector resumes from the last resourceVersion it did apply.
+            finish(new Error(`watch ${req.path}: ${(err as Error).message}`, { cause: err }));
+            return;
+          }
+        }
+        pending = pending.slice(start);
+      });
+      res.on("end", () => finish());
+      res.on("error", (err) => finish(new Error(`watch ${req.path}: ${err.message}`, { cause: err })));
+      res.on("close", () => finish(new Error(`watch ${req.path}: connection closed mid-stream`)));
+    });
+  }
+
+  private async open(
+    method: string,
+    path: string,
+    query: Record<string, QueryValue> | undefined,
+    o: {
+      accept: string;
+      contentType?: string | undefined;
+      body?: string | undefined;
+      signal: AbortSignal;
+      idleTimeoutMs?: number;
+    },
+  ): Promise<http.IncomingMessage> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error("kubeconfig has no current cluster");
+    const url = new URL(cluster.server.replace(/\/+$/, "") + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+
+    const opts: https.RequestOptions = {};
+    // Re-applied per request: exec plugins and projected service-account tokens rotate.
+    await this.kc.applyToHTTPSOptions(opts);
+    const headers: http.OutgoingHttpHeaders = {
+      ...(opts.headers as http.OutgoingHttpHeaders | undefined),
+      accept: o.accept,
+      "user-agent": this.userAgent,
+    };
+    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    if (o.contentType) headers["content-type"] = o.contentType;
+    if (o.body !== undefined) headers["content-length"] = Buffer.byteLength(o.body);
+
+    const agent = cluster.proxyUrl ? opts.agent : this.keepAliveAgent(url.protocol, opts);
+    const send = url.protocol === "http:" ? http.request : https.request;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers, agent, signal: o.signal }, resolve);
+      req.on("error", (err) => reject(new Error(`${method} ${path}: ${err.message}`, { cause: err })));
+      if (o.idleTimeoutMs !== undefined) {
+        req.setTimeout(Math.ceil(o.idleTimeoutMs), () =>
+          req.destroy(new Error(`no data for ${o.idleTimeoutMs} ms`)),
+        );
+      }
+      req.end(o.body);
+    });
+  }
+
+  private keepAliveAgent(protocol: string, opts: https.RequestOptions): http.Agent {
+    const tls = {
+      ca: opts.ca,
+      cert: opts.cert,
+      key: opts.key,
+      pfx: opts.pfx,
+      passphrase: opts.passphrase,
+      servername: opts.servername,
+      rejectUnauthorized: opts.rejectUnauthorized,
+    };
+    const h = createHash("sha256").update(protocol);
+    for (const v of Object.values(tls)) h.update(v === undefined ? "\0" : String(v));
+    const fingerprint = h.digest("hex");
+    if (this.agent?.fingerprint !== fingerprint) {
+      this.agent?.agent.destroy();
+      const agent =
+        protocol === "http:"
+          ? new http.Agent({ keepAlive: true })
+          : new https.Agent({ keepAlive: true, ...tls });
+      this.agent = { fingerprint, agent };
+    }
+    return this.agent.agent;
+  }
+}
+
+function readBody(res: http.IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on("data", (c: Buffer) => {
+      if (size < limit) chunks.push(c);
+      size += c.length;
+    });
+    res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    res.on("error", reject);
+    res.on("aborted", () => reject(new Error("response aborted")));
+  });
+}
+
+function parseStatus(text: string): KubeStatus | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === "object" && v !== null ? (v as KubeStatus) : undefined;
+  } catch {
+    return text ? { message: text.slice(0, 500) } : undefined;
+  }
+}
+
+const EVENT_TYPES: ReadonlySet<string> = new Set(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
+
+function parseWatchLine(line: string): WatchEvent {
+  const v = JSON.parse(line) as { type?: unknown; object?: unknown };
+  if (typeof v.type !== "string" || !EVENT_TYPES.has(v.type)) {
+    throw new Error(`unexpected watch event type ${JSON.stringify(v.type)}`);
+  }
+  return { type: v.type as WatchEventType, object: v.object };
+}

@@ -1,0 +1,245 @@
+import { decodeJwt } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, kubectl } from "../support/kube.js";
+import { CERT_APP, RESOURCE, SECRET_APP, Scenario, TENANT, WI_APP } from "../support/scenario.js";
+
+describe("the controller, on the real control plane with the local token service", () => {
+  const s = new Scenario({ prefix: "ctl-basics" });
+  beforeAll(async () => {
+    await s.start();
+  }, 120_000);
+  afterAll(async () => s.stop());
+
+  it.each([
+    ["clientSecret", SECRET_APP],
+    ["certificate", CERT_APP],
+    ["pfx", CERT_APP],
+    ["workloadIdentity", WI_APP],
+  ] as const)(
+    "turns a %s request into a Secret holding a valid token, and reports Ready",
+    async (kind, app) => {
+      const name = `req-${kind.toLowerCase()}`;
+      await s.createRequest(name, s.spec(kind));
+      const req = await s.waitFor(name, "True", "TokenIssued");
+      const secret = await s.secret(name);
+      expect(secret?.type).toBe("Opaque");
+      expect(secret?.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("apptoken-operator");
+      expect(secret?.metadata?.ownerReferences?.[0]).toMatchObject({
+        kind: "AppTokenRequest",
+        name,
+        controller: true,
+      });
+      expect(secret?.metadata?.annotations?.["apptoken.io/cache-key-hash"]).toMatch(/^[0-9a-f]{64}$/);
+      const token = s.decoded(secret, "access_token")!;
+      const claims = await s.service.verifyAccessToken(token, TENANT);
+      expect(claims.aud).toBe(RESOURCE);
+      expect(claims.appid).toBe(app);
+      expect(s.decoded(secret, "token_type")).toBe("Bearer");
+      expect(s.decoded(secret, "expires_at")).toBe(req.status?.expiresAt);
+      // Measured from when the request was sent, so never later than the token's own exp.
+      const exp = (decodeJwt(token).exp ?? 0) * 1000;
+      expect(Date.parse(req.status!.expiresAt!)).toBeLessThanOrEqual(exp);
+      expect(Date.parse(req.status!.expiresAt!)).toBeGreaterThan(exp - 5_000);
+      expect(req.status).toMatchObject({ secretName: name, observedGeneration: 1 });
+      // No token, secret or key ever appears in the Secret's annotations or in status.
+      expect(JSON.stringify(req.status)).not.toContain(token);
+      expect(JSON.stringify(secret?.metadata)).not.toContain(token);
+    },
+  );
+
+  it("shows tenant, scope, readiness, expiry, source and hits in kubectl's printer columns", async () => {
+    await s.waitFor("req-clientsecret", "True");
+    const out = await kubectl(["get", "atr", "-n", s.ns]);
+    const [header, ...rows] = out.stdout.trim().split("\n");
+    expect(header!.split(/\s+/)).toEqual([
+      "NAME",
+      "TENANT",
+      "SCOPE",
+      "READY",
+      "EXPIRES",
+      "SOURCE",
+      "HITS",
+      "THROTTLE",
+      "AGE",
+    ]);
+    const row = rows.find((r) => r.startsWith("req-clientsecret "))!.split(/\s+/);
+    expect(row[1]).toBe(TENANT);
+    expect(row[2]).toBe(`${RESOURCE}/.default`);
+    expect(row[3]).toBe("True");
+    expect(Date.parse(row[4]!)).toBeGreaterThan(Date.now());
+    expect(row[5]).toBe("IdentityProvider");
+  });
+
+  it("renders template keys and never lets them shadow the token keys", async () => {
+    await s.createRequest("templated", {
+      ...s.spec("clientSecret"),
+      target: {
+        name: "templated-token",
+        template: {
+          metadata: { labels: { team: "payments" }, annotations: { note: "hello" } },
+          data: { authorization: "Bearer {{ .accessToken }}", expiry: "{{ .expiresAt }}" },
+        },
+      },
+    });
+    await s.waitFor("templated", "True");
+    const secret = await s.secret("templated-token");
+    const token = s.decoded(secret, "access_token")!;
+    expect(s.decoded(secret, "authorization")).toBe(`Bearer ${token}`);
+    expect(s.decoded(secret, "expiry")).toBe(s.decoded(secret, "expires_at"));
+    expect(secret?.metadata?.labels?.team).toBe("payments");
+    expect(secret?.metadata?.annotations?.note).toBe("hello");
+  });
+
+  it("shares one call among ten requests with the same key: nine are served from the cache", async () => {
+    const spec = { ...s.spec("clientSecret"), scope: "https://storage.azure.com/.default" };
+    s.service.addApp({ tenantId: TENANT, clientId: "44444444-aaaa-4bbb-8ccc-000000000004", secrets: ["x"] });
+    s.service.setConfig({
+      ...s.service.config,
+      resources: [...s.service.config.resources, "https://storage.azure.com"],
+    });
+    const before = s.service.issued({ clientId: SECRET_APP });
+    const names = Array.from({ length: 10 }, (_, i) => `shared-${i}`);
+    await Promise.all(names.map((n) => s.createRequest(n, spec)));
+    const objs = await Promise.all(names.map((n) => s.waitFor(n, "True")));
+    expect(s.service.issued({ clientId: SECRET_APP }) - before).toBe(1);
+    const sources = objs.map((o) => o.status?.tokenSource);
+    expect(sources.filter((x) => x === "IdentityProvider")).toHaveLength(1);
+    expect(sources.filter((x) => x === "Cache")).toHaveLength(9);
+    const cached = objs.filter((o) => o.status?.tokenSource === "Cache");
+    for (const o of cached) expect(o.status?.cache?.hits).toBeGreaterThanOrEqual(1);
+    const tokens = new Set(
+      await Promise.all(names.map(async (n) => s.decoded(await s.secret(n), "access_token"))),
+    );
+    expect(tokens.size).toBe(1);
+  });
+
+  it("garbage-collects the Secret when its request is deleted", async () => {
+    await s.createRequest("short-lived", s.spec("clientSecret"));
+    await s.waitFor("short-lived", "True");
+    expect(await s.secret("short-lived")).toBeDefined();
+    await s.deleteRequest("short-lived");
+    await eventually(
+      async () => ((await s.secret("short-lived")) ? undefined : true),
+      "the Secret to be collected",
+    );
+  });
+
+  it("recreates a deleted target Secret from the cache, without calling the token service", async () => {
+    await s.createRequest("recreate-me", s.spec("certificate"));
+    await s.waitFor("recreate-me", "True");
+    const before = await s.secret("recreate-me");
+    const calls = s.service.requests();
+    await s.core.deleteNamespacedSecret({ name: "recreate-me", namespace: s.ns });
+    const after = await eventually(async () => {
+      const sec = await s.secret("recreate-me");
+      return sec && sec.metadata?.uid !== before?.metadata?.uid ? sec : undefined;
+    }, "the Secret to be recreated");
+    expect(s.decoded(after, "access_token")).toBe(s.decoded(before, "access_token"));
+    expect(s.service.requests()).toBe(calls);
+  });
+
+  it("never touches a Secret it does not own: SecretConflict, and the Secret is byte-for-byte unchanged", async () => {
+    await s.core.createNamespacedSecret({
+      namespace: s.ns,
+      body: {
+        metadata: { name: "foreign", annotations: { owner: "someone" } },
+        type: "Opaque",
+        data: { k: "dmFsdWU=" },
+      },
+    });
+    const before = await s.secret("foreign");
+    await s.createRequest("wants-foreign", { ...s.spec("clientSecret"), target: { name: "foreign" } });
+    const req = await s.waitFor("wants-foreign", "False", "SecretConflict");
+    expect(s.ready(req.status)?.message).toContain("foreign");
+    const after = await s.secret("foreign");
+    expect(after?.metadata?.resourceVersion).toBe(before?.metadata?.resourceVersion);
+    expect(after?.data).toEqual(before?.data);
+  });
+
+  it("lets only the first of two requests that target one Secret write it", async () => {
+    await s.createRequest("first-claim", { ...s.spec("clientSecret"), target: { name: "contested" } });
+    await s.waitFor("first-claim", "True");
+    await s.createRequest("second-claim", { ...s.spec("certificate"), target: { name: "contested" } });
+    const second = await s.waitFor("second-claim", "False", "SecretConflict");
+    expect(s.ready(second.status)?.message).toContain("first-claim");
+    const secret = await s.secret("contested");
+    expect(secret?.metadata?.ownerReferences?.[0]?.name).toBe("first-claim");
+  });
+
+  it("reports a bad client secret with its AADSTS code, and recovers within seconds once it is fixed", async () => {
+    await s.putSecret("wrong-cred", { "client-secret": "not-the-secret" });
+    await s.createRequest("bad-secret", {
+      ...s.spec("clientSecret"),
+      credential: { clientSecret: { secretRef: { name: "wrong-cred", key: "client-secret" } } },
+    });
+    const failed = await s.waitFor("bad-secret", "False", "InvalidClientSecret");
+    expect(s.ready(failed.status)?.message).toContain("AADSTS7000215");
+    expect(s.ready(failed.status)?.message).not.toContain("not-the-secret");
+    const fixedAt = Date.now();
+    await s.putSecret("wrong-cred", { "client-secret": "Q8r~s3cret.value-for-tests-only" });
+    await s.waitFor("bad-secret", "True", "TokenIssued", 15_000);
+    expect(Date.now() - fixedAt).toBeLessThan(15_000);
+  });
+
+  it("names the missing credential Secret and key", async () => {
+    await s.createRequest("no-cred", {
+      ...s.spec("clientSecret"),
+      credential: { clientSecret: { secretRef: { name: "does-not-exist", key: "client-secret" } } },
+    });
+    const r = await s.waitFor("no-cred", "False", "CredentialSecretNotFound");
+    expect(s.ready(r.status)?.message).toContain("does-not-exist");
+    await s.createRequest("no-key", {
+      ...s.spec("clientSecret"),
+      credential: { clientSecret: { secretRef: { name: "app-cred", key: "nope" } } },
+    });
+    const k = await s.waitFor("no-key", "False", "MissingCredentialKey");
+    expect(s.ready(k.status)?.message).toContain("nope");
+  });
+
+  it("uses a rotated client secret for the next token", async () => {
+    const rotatedApp = "55555555-aaaa-4bbb-8ccc-000000000005";
+    s.service.addApp({ tenantId: TENANT, clientId: rotatedApp, secrets: ["old-secret-value"] });
+    await s.putSecret("rotating-cred", { "client-secret": "old-secret-value" });
+    await s.createRequest("rotating", {
+      ...s.spec("clientSecret"),
+      clientId: rotatedApp,
+      credential: { clientSecret: { secretRef: { name: "rotating-cred", key: "client-secret" } } },
+    });
+    const first = await s.waitFor("rotating", "True");
+    const oldToken = s.decoded(await s.secret("rotating"), "access_token");
+    // Entra holds both secrets during a rotation; then the old one is removed.
+    s.service.updateApp({ clientId: rotatedApp }, (app) => {
+      app.secrets = ["new-secret-value"];
+    });
+    await s.putSecret("rotating-cred", { "client-secret": "new-secret-value" });
+    const second = await eventually(
+      async () => {
+        const o = await s.getRequest("rotating");
+        return o.status?.lastRefreshTime !== first.status?.lastRefreshTime &&
+          s.ready(o.status)?.status === "True"
+          ? o
+          : undefined;
+      },
+      "a token obtained with the new secret",
+      15_000,
+    );
+    expect(second.status?.tokenSource).toBe("IdentityProvider");
+    expect(s.decoded(await s.secret("rotating"), "access_token")).not.toBe(oldToken);
+  });
+
+  it("forces a new token when the force-refresh annotation changes", async () => {
+    await s.createRequest("forced", s.spec("certificate"), {});
+    const first = await s.waitFor("forced", "True");
+    const token1 = s.decoded(await s.secret("forced"), "access_token");
+    await s.patchRequest("forced", { metadata: { annotations: { "apptoken.io/force-refresh": "1" } } });
+    await eventually(async () => {
+      const sec = await s.secret("forced");
+      return s.decoded(sec, "access_token") !== token1 &&
+        sec?.metadata?.annotations?.["apptoken.io/force-refresh"] === "1"
+        ? true
+        : undefined;
+    }, "a forced new token");
+    const after = await s.getRequest("forced");
+    expect(after.status?.lastRefreshTime).not.toBe(first.status?.lastRefreshTime);
+  });
+});

@@ -1,0 +1,276 @@
+/**
+ * One controller scenario: a namespace on the real control plane, the local token service with a
+ * tenant and one app per credential kind, the credential Secrets, and the real operator process
+ * watching that namespace only.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import type { IssuedCertificate } from "../../hack/token-service/pki.js";
+import { createClientCertificate, toPfx } from "../../hack/token-service/pki.js";
+import type { TokenService } from "../../hack/token-service/server.js";
+import { startTokenService } from "../../hack/token-service/server.js";
+import type { AppTokenRequestStatus } from "../../src/api/types.js";
+import {
+  createTestNamespace,
+  deleteTestNamespace,
+  eventually,
+  kubectl,
+  kubeconfigPath,
+  testKubeConfig,
+} from "./kube.js";
+import { startOperator, type OperatorProcess, type StartOperatorOptions } from "./operator.js";
+
+export const TENANT = "7d0c9a1e-5b2f-4c3d-8e9f-0a1b2c3d4e5f";
+export const DOMAIN = "contoso.example";
+export const RESOURCE = "https://graph.microsoft.com";
+export const SCOPE = `${RESOURCE}/.default`;
+export const SECRET_APP = "11111111-aaaa-4bbb-8ccc-000000000001";
+export const CERT_APP = "22222222-aaaa-4bbb-8ccc-000000000002";
+export const WI_APP = "33333333-aaaa-4bbb-8ccc-000000000003";
+export const CLIENT_SECRET = "Q8r~s3cret.value-for-tests-only";
+export const PFX_PASSWORD = "pfx-pass-1";
+export const SA_ISSUER = "https://kubernetes.default.svc.cluster.local";
+export const SERVICE_ACCOUNT = "payments-app";
+
+export interface ScenarioOptions {
+  prefix: string;
+  tokenLifetimeSeconds?: number;
+  refreshInSeconds?: number;
+  operator?: Partial<StartOperatorOptions> | false;
+}
+
+export interface AppTokenRequestObject {
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation: number;
+    annotations?: Record<string, string>;
+    resourceVersion?: string;
+  };
+  spec: Record<string, unknown>;
+  status?: AppTokenRequestStatus;
+}
+
+export class Scenario {
+  kc!: KubeConfig;
+  core!: CoreV1Api;
+  custom!: CustomObjectsApi;
+  ns!: string;
+  service!: TokenService;
+  cert!: IssuedCertificate;
+  operator: OperatorProcess | undefined;
+  private dir!: string;
+  caFile!: string;
+
+  constructor(private readonly o: ScenarioOptions) {}
+
+  async start(): Promise<this> {
+    this.kc = testKubeConfig();
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.custom = this.kc.makeApiClient(CustomObjectsApi);
+    this.ns = await createTestNamespace(this.kc, this.o.prefix);
+    this.dir = mkdtempSync(join(tmpdir(), "apptoken-scenario-"));
+    this.cert = await createClientCertificate({ commonName: "apptoken test app" });
+    const jwks = JSON.parse((await kubectl(["get", "--raw", "/openid/v1/jwks"])).stdout) as {
+      keys: unknown[];
+    };
+    this.service = await startTokenService({
+      tenants: [{ id: TENANT, domains: [DOMAIN] }],
+      apps: [
+        { tenantId: TENANT, clientId: SECRET_APP, secrets: [CLIENT_SECRET] },
+        { tenantId: TENANT, clientId: CERT_APP, certificates: [this.cert.certPem] },
+        {
+          tenantId: TENANT,
+          clientId: WI_APP,
+          federated: [{ issuer: SA_ISSUER, subject: `system:serviceaccount:${this.ns}:${SERVICE_ACCOUNT}` }],
+        },
+      ],
+      resources: [RESOURCE],
+      jwks: { [SA_ISSUER]: jwks as { keys: [] } },
+      tokenLifetimeSeconds: this.o.tokenLifetimeSeconds ?? 3599,
+      ...(this.o.refreshInSeconds !== undefined ? { refreshInSeconds: this.o.refreshInSeconds } : {}),
+    });
+    this.caFile = join(this.dir, "ca.pem");
+    writeFileSync(this.caFile, this.service.caPem);
+    await this.putSecret("app-cred", { "client-secret": CLIENT_SECRET });
+    await this.putSecret(
+      "app-cert",
+      { "tls.crt": this.cert.certPem, "tls.key": this.cert.keyPem },
+      "kubernetes.io/tls",
+    );
+    const pfx = toPfx([this.cert.certPem], this.cert.keyPem, PFX_PASSWORD);
+    await this.core.createNamespacedSecret({
+      namespace: this.ns,
+      body: {
+        metadata: { name: "app-pfx" },
+        data: {
+          "cert.pfx": Buffer.from(pfx).toString("base64"),
+          password: Buffer.from(PFX_PASSWORD).toString("base64"),
+        },
+      },
+    });
+    await this.core.createNamespacedServiceAccount({
+      namespace: this.ns,
+      body: { metadata: { name: SERVICE_ACCOUNT } },
+    });
+    if (this.o.operator !== false) await this.startOperator(this.o.operator ?? {});
+    return this;
+  }
+
+  async startOperator(extra: Partial<StartOperatorOptions> = {}): Promise<OperatorProcess> {
+    this.operator = await startOperator({
+      kubeconfigPath: kubeconfigPath(),
+      namespaces: [this.ns],
+      caFile: this.caFile,
+      ...extra,
+    });
+    await this.operator.waitReady();
+    return this.operator;
+  }
+
+  async stop(): Promise<void> {
+    await this.operator?.stop();
+    await this.service?.close();
+    await deleteTestNamespace(this.kc, this.ns);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async putSecret(name: string, values: Record<string, string>, type = "Opaque"): Promise<void> {
+    const data = Object.fromEntries(
+      Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+    );
+    try {
+      const cur = await this.core.readNamespacedSecret({ name, namespace: this.ns });
+      await this.core.replaceNamespacedSecret({ name, namespace: this.ns, body: { ...cur, data } });
+    } catch {
+      await this.core.createNamespacedSecret({
+        namespace: this.ns,
+        body: { metadata: { name }, type, data },
+      });
+    }
+  }
+
+  /** A valid spec for one of the three credential kinds, pointing at the local token service. */
+  spec(
+    kind: "clientSecret" | "certificate" | "pfx" | "workloadIdentity" = "clientSecret",
+  ): Record<string, unknown> {
+    const base = { tenantId: TENANT, scope: SCOPE, authorityHost: this.service.url };
+    switch (kind) {
+      case "clientSecret":
+        return {
+          ...base,
+          clientId: SECRET_APP,
+          credential: { clientSecret: { secretRef: { name: "app-cred", key: "client-secret" } } },
+        };
+      case "certificate":
+        return {
+          ...base,
+          clientId: CERT_APP,
+          credential: { certificate: { secretRef: { name: "app-cert" } } },
+        };
+      case "pfx":
+        return {
+          ...base,
+          clientId: CERT_APP,
+          credential: {
+            certificate: { secretRef: { name: "app-pfx", pfxKey: "cert.pfx", passwordKey: "password" } },
+          },
+        };
+      case "workloadIdentity":
+        return {
+          ...base,
+          clientId: WI_APP,
+          credential: { workloadIdentity: { serviceAccountName: SERVICE_ACCOUNT } },
+        };
+    }
+  }
+
+  async createRequest(
+    name: string,
+    spec: Record<string, unknown>,
+    annotations?: Record<string, string>,
+  ): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "apptokenrequests",
+      body: {
+        apiVersion: "apptoken.io/v1alpha1",
+        kind: "AppTokenRequest",
+        metadata: { name, ...(annotations ? { annotations } : {}) },
+        spec,
+      },
+    });
+  }
+
+  async getRequest(name: string): Promise<AppTokenRequestObject> {
+    return (await this.custom.getNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "apptokenrequests",
+      name,
+    })) as AppTokenRequestObject;
+  }
+
+  async patchRequest(name: string, patch: Record<string, unknown>): Promise<void> {
+    await kubectl(["patch", "atr", name, "-n", this.ns, "--type=merge", "-p", JSON.stringify(patch)]).then(
+      (r) => {
+        if (r.code !== 0) throw new Error(r.stderr);
+      },
+    );
+  }
+
+  async deleteRequest(name: string): Promise<void> {
+    await this.custom.deleteNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "apptokenrequests",
+      name,
+    });
+  }
+
+  ready(
+    status: AppTokenRequestStatus | undefined,
+  ): { status: string; reason: string; message: string } | undefined {
+    return status?.conditions?.find((c) => c.type === "Ready");
+  }
+
+  /** Waits until the request's Ready condition has `status` (and `reason`, if given). */
+  async waitFor(
+    name: string,
+    status: "True" | "False",
+    reason?: string,
+    timeoutMs = 30_000,
+  ): Promise<AppTokenRequestObject> {
+    let last: unknown;
+    try {
+      return await eventually(
+        async () => {
+          const obj = await this.getRequest(name);
+          last = obj.status;
+          const r = this.ready(obj.status);
+          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
+        },
+        `${this.ns}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
+        timeoutMs,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
+    }
+  }
+
+  async secret(name: string): Promise<V1Secret | undefined> {
+    return this.core.readNamespacedSecret({ name, namespace: this.ns }).catch(() => undefined);
+  }
+
+  decoded(secret: V1Secret | undefined, key: string): string | undefined {
+    const v = secret?.data?.[key];
+    return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");
+  }
+}
