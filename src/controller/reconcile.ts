@@ -269,9 +269,20 @@ export class Reconciler {
       ready,
       token: { expiresAt: token.expiresAt, refreshAt: token.refreshAt, issuedAt: token.issuedAt, source },
       acquire: result,
-      requeueAfterMs: Math.max(0, result.nextAttemptAt - now),
+      requeueAfterMs: Math.max(0, this.nextLook(result, force && !forceDone) - now),
       event,
     });
+  }
+
+  /**
+   * When to reconcile again. The cache answers for the key's own schedule; a force-refresh still
+   * pending (throttled or failed) must come back when the key may call again, not at refreshAt.
+   */
+  private nextLook(result: AcquireResult, forcePending: boolean): number {
+    const retryAt = result.throttle.retryAt;
+    if (forcePending && retryAt !== undefined && Number.isFinite(retryAt))
+      return Math.min(result.nextAttemptAt, retryAt);
+    return result.nextAttemptAt;
   }
 
   private memoFor(key: string, obj: RawObject, now: number): RequestMemo {

@@ -30,7 +30,8 @@ export function renderTemplate(data: Record<string, string>, values: TemplateVal
   for (const [key, text] of Object.entries(data)) {
     out[key] = text.replace(ANY_ACTION, (_whole, inner: string) => {
       const m = KNOWN.exec(inner);
-      if (!m) throw new TemplateError(`template key ${JSON.stringify(key)}: unknown placeholder {{${inner}}}`);
+      if (!m)
+        throw new TemplateError(`template key ${JSON.stringify(key)}: unknown placeholder {{${inner}}}`);
       return values[m[1] as Placeholder];
     });
   }

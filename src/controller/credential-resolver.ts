@@ -1,0 +1,307 @@
+/**
+ * "Is the credential usable?": turns an AppTokenRequest's `spec.credential` into a ClientCredential
+ * the token client can present, reading the credential Secret (or minting service-account tokens)
+ * in the request's own namespace.
+ *
+ * - Same namespace only. `resolve` takes the request's namespace and the refs carry only a name,
+ *   so no spec can make the operator read another namespace's Secret or ServiceAccount (DESIGN §2).
+ * - Built credentials are memoized by what they were built from: the Secret's namespace/name and
+ *   resourceVersion, the ref's fields and sendX5C. A reconcile of an unchanged Secret costs a Map
+ *   lookup, however many of the 10^5 requests share it; a certificate is parsed (≈1 ms, a PFX far
+ *   more) once per Secret version. A rotated Secret has a new resourceVersion, so it is built anew,
+ *   and its new fingerprint makes a new token cache key: the rotation takes effect at once.
+ * - Failures that depend only on the Secret's content (missing key, malformed PEM, wrong PFX
+ *   password, key/certificate mismatch, expired certificate) are memoized the same way, so 10^5
+ *   requests sharing a broken Secret do not each re-parse it. The one failure that time can cure,
+ *   CertificateNotYetValid, is not. A memoized certificate is rebuilt (and so refused) once its
+ *   notAfter has passed; the credential itself also refuses to sign after it (certificate.ts).
+ * - Errors name the namespace/name, the spec field and key names, never a value, a private key or
+ *   a token.
+ */
+import type {
+  Credential,
+  CertificateCredential as CertificateSpec,
+  ClientSecretCredential,
+} from "../api/types.js";
+import { DEFAULT_CERT_KEY, DEFAULT_KEY_KEY } from "../api/types.js";
+import { DNS1123_SUBDOMAIN_RE } from "../api/patterns.js";
+import type { Clock } from "../clock.js";
+import type { ClientCredential, CredentialProblem } from "../identity/index.js";
+import {
+  CredentialError,
+  PermanentError,
+  certificateCredential,
+  clientSecretCredential,
+  workloadIdentityCredential,
+} from "../identity/index.js";
+import type { KubeApiClient } from "../kube/api-client.js";
+import type { CredentialSecret, CredentialSecrets } from "../kube/credential-secrets.js";
+import { kubernetesApiError } from "./credentials/kubernetes-api-error.js";
+import { LruMap } from "./credentials/lru-map.js";
+import { endsWithNewline, secretValue } from "./credentials/secret-values.js";
+import { ServiceAccountTokenCache } from "./credentials/service-account-tokens.js";
+
+export { SERVICE_ACCOUNT_TOKEN_SECONDS } from "./credentials/service-account-tokens.js";
+
+/** How many built credentials (and, apart, service-account tokens) are kept by default. */
+export const DEFAULT_MAX_CREDENTIAL_ENTRIES = 10_000;
+
+export interface CredentialResolverOptions {
+  secrets: Pick<CredentialSecrets, "get">;
+  serviceAccountTokens: Pick<KubeApiClient, "createServiceAccountToken">;
+  clock: Clock;
+  /** Bound on memoized credentials, least recently used dropped first; default 10 000. */
+  maxEntries?: number;
+}
+
+const CLIENT_SECRET_REF = "spec.credential.clientSecret.secretRef";
+const CERTIFICATE_REF = "spec.credential.certificate.secretRef";
+const WORKLOAD_IDENTITY = "spec.credential.workloadIdentity";
+
+const OBJECT_NAME = new RegExp(DNS1123_SUBDOMAIN_RE);
+const MAX_OBJECT_NAME = 253;
+
+/** What building a credential came to; `notAfter` (epoch ms) bounds how long it may be reused. */
+type Outcome =
+  { credential: ClientCredential; notAfter: number } | { error: CredentialError; notAfter: number };
+
+/**
+ * The workload-identity fingerprint (part of the token cache key): the ServiceAccount and the
+ * audience, which is all that decides whose token it is. It never contains "|", the token cache
+ * key's separator (cache-key.ts relies on the scope being the only part that can), so "|" and "%"
+ * in the free-form audience are percent-encoded.
+ */
+export function workloadIdentityFingerprint(
+  namespace: string,
+  serviceAccountName: string,
+  audience: string,
+): string {
+  const escaped = audience.replace(/[%|]/g, (c) => (c === "%" ? "%25" : "%7C"));
+  return `sa:${namespace}/${serviceAccountName}@${escaped}`;
+}
+
+export class CredentialResolver {
+  private readonly memo: LruMap<string, Outcome>;
+  private readonly serviceAccountTokens: ServiceAccountTokenCache;
+
+  constructor(private readonly o: CredentialResolverOptions) {
+    const maxEntries = o.maxEntries ?? DEFAULT_MAX_CREDENTIAL_ENTRIES;
+    this.memo = new LruMap(maxEntries);
+    this.serviceAccountTokens = new ServiceAccountTokenCache({
+      api: o.serviceAccountTokens,
+      clock: o.clock,
+      maxEntries,
+    });
+  }
+
+  /**
+   * The credential of a request in `namespace`. Rejects with
+   * - CredentialError: the Secret, a key or the ServiceAccount is missing, or the certificate is
+   *   unusable (`problem` says how); permanent until the Secret or the spec changes;
+   * - TransientError (reason "KubernetesApiError"): the Secret could not be read;
+   * - PermanentError (reason "InvalidSpec"): a spec that should not have passed validation;
+   * - the signal's reason once `signal` aborts.
+   * A workload-identity credential mints its service-account token when the token client asks for
+   * an assertion, not here; failures to do so (ServiceAccountNotFound, KubernetesApiError) surface
+   * from the token client.
+   */
+  async resolve(namespace: string, credential: Credential, signal?: AbortSignal): Promise<ClientCredential> {
+    signal?.throwIfAborted();
+    const { clientSecret, certificate, workloadIdentity } = credential;
+    const members = [clientSecret, certificate, workloadIdentity].filter((m) => m !== undefined).length;
+    if (members !== 1) {
+      throw invalidSpec(
+        `spec.credential must set exactly one of clientSecret, certificate and workloadIdentity (${members} set)`,
+      );
+    }
+    if (workloadIdentity) {
+      return this.workloadIdentity(namespace, workloadIdentity.serviceAccountName, workloadIdentity.audience);
+    }
+    if (clientSecret) {
+      const { name, key } = clientSecret.secretRef;
+      const secret = await this.readSecret(namespace, name, CLIENT_SECRET_REF, signal);
+      return this.memoized("clientSecret", secret, [key], () => clientSecretFrom(secret, clientSecret));
+    }
+    const spec = certificate!;
+    const { name, certKey, keyKey, pfxKey, passwordKey } = spec.secretRef;
+    const secret = await this.readSecret(namespace, name, CERTIFICATE_REF, signal);
+    return this.memoized(
+      "certificate",
+      secret,
+      [certKey ?? "", keyKey ?? "", pfxKey ?? "", passwordKey ?? "", spec.sendX5C ? "x5c" : ""],
+      () => certificateFrom(secret, spec, this.o.clock),
+    );
+  }
+
+  private async readSecret(
+    namespace: string,
+    name: string,
+    field: string,
+    signal: AbortSignal | undefined,
+  ): Promise<CredentialSecret> {
+    checkObjectName(name, `${field}.name`);
+    let secret: CredentialSecret | undefined;
+    try {
+      secret = await this.o.secrets.get(namespace, name);
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw kubernetesApiError(`reading Secret ${namespace}/${name} (${field})`, err);
+    }
+    signal?.throwIfAborted();
+    if (secret === undefined) {
+      throw new CredentialError(
+        "CredentialSecretNotFound",
+        `Secret ${namespace}/${name} named by ${field} does not exist (it must be in the AppTokenRequest's namespace)`,
+      );
+    }
+    return secret;
+  }
+
+  /**
+   * The memoized outcome of building a `kind` credential from this version of `secret` with the
+   * ref's `fields`, else `build`'s. Names, keys and resourceVersions contain no NUL, so
+   * the joined key is unambiguous.
+   */
+  private memoized(
+    kind: "clientSecret" | "certificate",
+    secret: CredentialSecret,
+    fields: string[],
+    build: () => ClientCredential & { notAfter?: number },
+  ): ClientCredential {
+    const key = [kind, secret.namespace, secret.name, secret.resourceVersion, ...fields].join("\u0000");
+    const now = this.o.clock.now();
+    const hit = this.memo.get(key);
+    if (hit && !(now > hit.notAfter)) {
+      if ("error" in hit) throw hit.error;
+      return hit.credential;
+    }
+    let outcome: Outcome;
+    try {
+      const credential = build();
+      outcome = { credential, notAfter: credential.notAfter ?? Infinity };
+    } catch (err) {
+      if (!(err instanceof CredentialError) || err.problem === "CertificateNotYetValid") throw err;
+      // Expired stays expired: that failure, like the others, lasts until the Secret changes.
+      outcome = { error: err, notAfter: Infinity };
+    }
+    // Without a resourceVersion a change could not be told apart: build every time.
+    if (secret.resourceVersion !== "") this.memo.set(key, outcome);
+    if ("error" in outcome) throw outcome.error;
+    return outcome.credential;
+  }
+
+  private workloadIdentity(
+    namespace: string,
+    serviceAccountName: string,
+    audience: string,
+  ): ClientCredential {
+    checkObjectName(serviceAccountName, `${WORKLOAD_IDENTITY}.serviceAccountName`);
+    // An empty audience would get a token for the Kubernetes API itself: never send that to Entra ID.
+    if (typeof audience !== "string" || audience === "") {
+      throw invalidSpec(`${WORKLOAD_IDENTITY}.audience must not be empty`);
+    }
+    const key = ["workloadIdentity", namespace, serviceAccountName, audience].join("\u0000");
+    const hit = this.memo.get(key);
+    if (hit && "credential" in hit) return hit.credential;
+    const credential = workloadIdentityCredential({
+      fingerprint: workloadIdentityFingerprint(namespace, serviceAccountName, audience),
+      getAssertion: () => this.serviceAccountTokens.token(namespace, serviceAccountName, audience),
+    });
+    this.memo.set(key, { credential, notAfter: Infinity });
+    return credential;
+  }
+}
+
+function clientSecretFrom(secret: CredentialSecret, spec: ClientSecretCredential): ClientCredential {
+  const value = secretValue(secret, { key: spec.secretRef.key, field: `${CLIENT_SECRET_REF}.key` });
+  // Used exactly as stored, as MSAL does: Entra ID compares the secret byte for byte, so trimming
+  // could turn a correct secret into a wrong one. A trailing newline (`kubectl create secret
+  // --from-file` keeps the file's) is the classic mistake, but nothing local can tell it from a
+  // secret that really ends so; Entra ID answers AADSTS7000215 (invalid client secret), which the
+  // Ready condition shows.
+  return clientSecretCredential(value.toString("utf8"));
+}
+
+function certificateFrom(
+  secret: CredentialSecret,
+  spec: CertificateSpec,
+  clock: Clock,
+): ClientCredential & { notAfter: number } {
+  const { certKey, keyKey, pfxKey, passwordKey } = spec.secretRef;
+  const sendX5C = spec.sendX5C;
+  if (pfxKey !== undefined) {
+    if (certKey !== undefined || keyKey !== undefined) {
+      throw new CredentialError(
+        "AmbiguousCertificateSource",
+        `${CERTIFICATE_REF} sets pfxKey and certKey/keyKey; give either a PFX or a PEM certificate and key`,
+      );
+    }
+    const pfx = secretValue(secret, { key: pfxKey, field: `${CERTIFICATE_REF}.pfxKey` });
+    // An empty password is a real one (PFX files exported without a password use it).
+    const password =
+      passwordKey === undefined
+        ? undefined
+        : secretValue(
+            secret,
+            { key: passwordKey, field: `${CERTIFICATE_REF}.passwordKey` },
+            { allowEmpty: true },
+          ).toString("utf8");
+    // A wrong PFX password is found here, locally, so unlike a client secret it can be explained.
+    const hint =
+      password !== undefined && endsWithNewline(password)
+        ? `; note that the value of key "${passwordKey}" ends with a newline, which counts as part of the password (kubectl create secret --from-file keeps a file's final newline)`
+        : "";
+    return inContext(secret, [pfxKey], () => certificateCredential({ pfx, password, sendX5C }, clock), {
+      WrongPfxPassword: hint,
+    });
+  }
+  const certRef = {
+    key: certKey ?? DEFAULT_CERT_KEY,
+    field: `${CERTIFICATE_REF}.certKey`,
+    defaulted: certKey === undefined,
+  };
+  const keyRef = {
+    key: keyKey ?? DEFAULT_KEY_KEY,
+    field: `${CERTIFICATE_REF}.keyKey`,
+    defaulted: keyKey === undefined,
+  };
+  const certPem = secretValue(secret, certRef).toString("utf8");
+  // Certificate and key in one key (a combined PEM): read it once, or the key would appear twice.
+  if (certRef.key === keyRef.key) {
+    return inContext(secret, [certRef.key], () => certificateCredential({ pem: certPem, sendX5C }, clock));
+  }
+  const keyPem = secretValue(secret, keyRef).toString("utf8");
+  return inContext(secret, [certRef.key, keyRef.key], () =>
+    certificateCredential({ certPem, keyPem, sendX5C }, clock),
+  );
+}
+
+/**
+ * Runs `build`, prefixing a CredentialError's message with the Secret and keys it read from (the
+ * certificate code knows neither), plus an optional hint per problem. The problem is unchanged.
+ */
+function inContext<T>(
+  secret: CredentialSecret,
+  keys: string[],
+  build: () => T,
+  hints: Partial<Record<CredentialProblem, string>> = {},
+): T {
+  try {
+    return build();
+  } catch (err) {
+    if (!(err instanceof CredentialError)) throw err;
+    const named = keys.map((k) => `"${k}"`).join(", ");
+    const where = `Secret ${secret.namespace}/${secret.name} (${keys.length === 1 ? "key" : "keys"} ${named})`;
+    throw new CredentialError(err.problem, `${where}: ${err.message}${hints[err.problem] ?? ""}`, err);
+  }
+}
+
+function checkObjectName(name: string, field: string): void {
+  if (typeof name !== "string" || name.length > MAX_OBJECT_NAME || !OBJECT_NAME.test(name)) {
+    throw invalidSpec(`${field} must be a Kubernetes object name (DNS-1123 subdomain)`);
+  }
+}
+
+function invalidSpec(message: string): PermanentError {
+  return new PermanentError(message, { reason: "InvalidSpec" });
+}
