@@ -71,10 +71,11 @@ export class AppTokenController {
     });
     this.queue = new WorkQueue({
       metrics: {
-        added: () => undefined,
-        queueLatency: () => undefined,
+        added: (priority) => o.metrics.queueAdds.inc({ priority }),
+        queueLatency: (ms, priority) => o.metrics.queueLatency.observe({ priority }, ms / 1000),
+        // reconcileDuration is observed by the reconciler itself, with its own error accounting.
         workDuration: () => undefined,
-        retried: () => undefined,
+        retried: () => o.metrics.queueRetries.inc(),
       },
       onHandlerError: (key, err) =>
         o.log.warn(

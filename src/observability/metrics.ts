@@ -69,6 +69,24 @@ export class Metrics {
     labelNames: ["verb", "resource"] as const,
     registers: [this.registry],
   });
+  readonly queueLatency = new Histogram({
+    name: "apptoken_queue_latency_seconds",
+    help: "Time from a request being queued (or due) until a worker takes it, by priority",
+    labelNames: ["priority"] as const,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly queueAdds = new Counter({
+    name: "apptoken_queue_adds_total",
+    help: "Items added to the work queue, by priority",
+    labelNames: ["priority"] as const,
+    registers: [this.registry],
+  });
+  readonly queueRetries = new Counter({
+    name: "apptoken_queue_retries_total",
+    help: "Reconciles retried with backoff after an error",
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({
     name: "apptoken_leader",
     help: "1 while this replica holds the leader Lease",
