@@ -242,4 +242,42 @@ describe("the controller, on the real control plane with the local token service
     const after = await s.getRequest("forced");
     expect(after.status?.lastRefreshTime).not.toBe(first.status?.lastRefreshTime);
   });
+
+  it("records Events a person sees in kubectl describe", async () => {
+    await eventually(async () => {
+      const d = await kubectl(["describe", "atr", "req-clientsecret", "-n", s.ns]);
+      return /Normal\s+Issued/.test(d.stdout) ? true : undefined;
+    }, "an Issued event");
+    await eventually(async () => {
+      const d = await kubectl(["describe", "atr", "no-cred", "-n", s.ns]);
+      return /Warning\s+CredentialSecretNotFound/.test(d.stdout) ? true : undefined;
+    }, "a CredentialSecretNotFound event");
+  });
+
+  it("exports Prometheus metrics for token requests, the cache, reconciles, the queue and expiry", async () => {
+    const text = await s.operator!.metrics();
+    for (const name of [
+      "apptoken_token_requests_total",
+      "apptoken_token_request_duration_seconds_bucket",
+      "apptoken_cache_hits_total",
+      "apptoken_cache_misses_total",
+      "apptoken_throttled_keys",
+      "apptoken_reconcile_duration_seconds_bucket",
+      "apptoken_reconcile_errors_total",
+      "apptoken_queue_depth",
+      "apptoken_soonest_expiry_seconds",
+    ]) {
+      expect(text).toContain(name);
+    }
+    expect(await s.operator!.metric("apptoken_token_requests_total", { result: "success" })).toBeGreaterThan(
+      0,
+    );
+    expect(
+      await s.operator!.metric("apptoken_token_requests_total", { result: "permanent", aadsts: "7000215" }),
+    ).toBeGreaterThan(0);
+    expect(await s.operator!.metric("apptoken_soonest_expiry_seconds")).toBeGreaterThan(0);
+    // Labels never name a tenant, a client or a request: 10^5 requests must not mean 10^5 series.
+    expect(text).not.toContain(SECRET_APP);
+    expect(text).not.toContain(s.ns);
+  });
 });
