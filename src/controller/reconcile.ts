@@ -427,6 +427,8 @@ export class Reconciler {
           },
         };
       }
+      // Our informer had not seen it yet, but it may already be what we want (our own earlier write).
+      if (secretIsCurrent(current as SecretLike, desired)) return { created: false };
       const type = (current as { type?: string }).type ?? "Opaque";
       if (type !== desired.type) {
         return {

@@ -21,13 +21,26 @@ describe("the local control plane", () => {
     const readyz = await kubectl(["get", "--raw", "/readyz"]);
     expect(readyz.stdout.trim()).toBe("ok");
     const version = await kubectl(["version", "-o", "json"]);
-    const parsed = JSON.parse(version.stdout) as { clientVersion: { minor: string }; serverVersion: { minor: string } };
+    const parsed = JSON.parse(version.stdout) as {
+      clientVersion: { minor: string };
+      serverVersion: { minor: string };
+    };
     expect(parsed.serverVersion.minor).toBe(parsed.clientVersion.minor);
   });
 
   it("authorizes with RBAC: an unprivileged service account is forbidden to list secrets", async () => {
-    await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "nobody" } } });
-    const can = await kubectl(["auth", "can-i", "list", "secrets", "-n", ns, `--as=system:serviceaccount:${ns}:nobody`]);
+    await kc
+      .makeApiClient(CoreV1Api)
+      .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "nobody" } } });
+    const can = await kubectl([
+      "auth",
+      "can-i",
+      "list",
+      "secrets",
+      "-n",
+      ns,
+      `--as=system:serviceaccount:${ns}:nobody`,
+    ]);
     expect(can.stdout.trim()).toBe("no");
   });
 
@@ -50,25 +63,31 @@ describe("the local control plane", () => {
 
   it("garbage-collects objects whose owner is deleted", async () => {
     const core = kc.makeApiClient(CoreV1Api);
-    const owner = await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "owner" } } });
+    const owner = await core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name: "owner" } },
+    });
     await core.createNamespacedConfigMap({
       namespace: ns,
       body: {
         metadata: {
           name: "owned",
           ownerReferences: [
-            { apiVersion: "v1", kind: "ConfigMap", name: "owner", uid: owner.metadata!.uid!, controller: true },
+            {
+              apiVersion: "v1",
+              kind: "ConfigMap",
+              name: "owner",
+              uid: owner.metadata!.uid!,
+              controller: true,
+            },
           ],
         },
       },
     });
     await core.deleteNamespacedConfigMap({ name: "owner", namespace: ns });
-    await eventually(
-      async () => {
-        const list = await core.listNamespacedConfigMap({ namespace: ns });
-        return list.items.some((c) => c.metadata?.name === "owned") ? undefined : true;
-      },
-      "the owned ConfigMap to be collected",
-    );
+    await eventually(async () => {
+      const list = await core.listNamespacedConfigMap({ namespace: ns });
+      return list.items.some((c) => c.metadata?.name === "owned") ? undefined : true;
+    }, "the owned ConfigMap to be collected");
   });
 });

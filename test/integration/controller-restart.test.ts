@@ -15,7 +15,8 @@ describe("restart without a storm", () => {
     const kinds = ["clientSecret", "certificate", "pfx", "workloadIdentity", "clientSecret"] as const;
     await Promise.all(names.map((n, i) => s.createRequest(n, s.spec(kinds[i]))));
     await Promise.all(names.map((n) => s.waitFor(n, "True")));
-    await s.operator!.stop("SIGTERM");
+    // SIGTERM: in-flight reconciles finish and the process exits cleanly.
+    expect(await s.operator!.stop("SIGTERM", 20_000)).toBe(0);
     const before = await Promise.all(
       names.map(async (n) => ({ req: await s.getRequest(n), secret: await s.secret(n) })),
     );
