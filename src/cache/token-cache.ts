@@ -493,6 +493,9 @@ export class TokenCache {
       key.refreshIn = undefined;
       key.schedule = "Adopted";
       key.lastUsedAt = now;
+      // A slot reserved while the key had no token is not needed for this one; when it is next due
+      // it takes a fresh slot rather than a stale one the limiter has long counted.
+      key.slotAt = undefined;
       key.hit = undefined;
       if (existing === undefined) this.keys.set(keyId, key);
     }

@@ -353,6 +353,7 @@ describe("TokenCache: throttling and failures (§3.4)", () => {
     let attemptsBeforeExpiry = 0;
     while (clock.now() < usableUntil) {
       const r = await cache.acquire(KEY, failing(transient()));
+      expect(r.outcome).toBe("Failed"); // every wake-up is a retry: no wasted reconcile, no endless wait
       expect(r.token).toBe(old.token);
       attemptsBeforeExpiry++;
       if (r.throttle.retryAt! - clock.now() > MIN_RETRY_DELAY_MS)
