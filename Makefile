@@ -41,6 +41,29 @@ test-unit: node_modules ## unit tests only (no servers)
 test-integration: node_modules ## integration tests against a real kube-apiserver + etcd
 	npx vitest run --project integration
 
+.PHONY: dev
+dev: node_modules ## run it: local control plane + token service + operator + samples (DEV_ONCE=1: exit once Ready)
+	bash hack/dev.sh
+
+.PHONY: run
+run: node_modules ## run the operator from source against the current kubeconfig (ARGS="--namespace a ...")
+	node --import tsx src/main.ts $(ARGS)
+
+IMAGE ?= ghcr.io/apptoken/apptoken-operator:dev
+
+.PHONY: image
+image: ## build the container image $(IMAGE) (needs Docker)
+	docker build -t $(IMAGE) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) .
+
+.PHONY: e2e-kind
+e2e-kind: ## end to end on a kind cluster: image, deploy/, in-cluster token service, sample (needs Docker + kind)
+	bash hack/e2e-kind.sh
+
+.PHONY: sync-crd
+sync-crd: ## copy crds/ into deploy/base/crd/ (kustomize cannot load files outside deploy/)
+	cp crds/apptoken.io_apptokenrequests.yaml deploy/base/crd/
+
 .PHONY: control-plane-up
 control-plane-up: node_modules ## start a local control plane in $(CP_DIR) (KUBECONFIG=$(CP_DIR)/kubeconfig)
 	bash hack/control-plane.sh up $(CP_DIR)
