@@ -134,13 +134,19 @@ export class Informer<T extends KubeObject> {
   /** Resolves true when synced, false if `signal` aborts first. */
   waitForSync(signal?: AbortSignal): Promise<boolean> {
     if (this.hasSynced()) return Promise.resolve(true);
+    // An abort listener added after the abort never fires: answer now, or wait forever.
+    if (signal?.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const onAbort = (): void => resolve(false);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.syncWaiters.push(() => {
+      const waiter = (): void => {
         signal?.removeEventListener("abort", onAbort);
         resolve(true);
-      });
+      };
+      const onAbort = (): void => {
+        this.syncWaiters = this.syncWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.syncWaiters.push(waiter);
     });
   }
 

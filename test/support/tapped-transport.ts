@@ -6,11 +6,7 @@
  *
  * - refuse requests at once, black-hole them, or add latency (leader election);
  * - cut open watches, as a reset connection would, and hold reconnects back (a disconnect);
- * - answer the reconnect with 410 Gone. As the real server does it: the resume point is swapped
- *   for one older than anything the server's watch cache holds, and kube-apiserver itself refuses
- *   it with an ERROR event (code 410, "too old resource version"). Or as an HTTP 410 status, which
- *   kube-apiserver does not send for watches (it reports expiry as that ERROR event once a watch
- *   is accepted) but which clients must still handle: that one answer is synthesised here.
+ * - answer the reconnect with 410 Gone (see ExpiredAnswer).
  *
  * Nothing here stands in for the API server: apart from the faults above, every request and every
  * watch goes to the real one, and every answer is the real one.
@@ -49,15 +45,38 @@ export interface TappedWatch {
   events: WatchEvent[];
   /**
    * undefined while open; "server": the server ended the stream (timeoutSeconds); "client": the
-   * client aborted it; "cut": cut by the test; "error": the stream broke; "refused": 410 status.
+   * client aborted it; "cut": cut by the test; "error": the stream broke; "refused": answered 410
+   * by the test (ExpiredAnswer "410-event" or "410-status") without reaching the server.
    */
   end?: "server" | "client" | "cut" | "error" | "refused";
 }
 
-/** A resourceVersion older than the watch cache of any kube-apiserver that has written anything. */
+/**
+ * How a reconnect is told that its resourceVersion expired:
+ * - "ancient-rv": by the real server. The resume point is swapped for "1", and kube-apiserver
+ *   answers with an ERROR event (code 410, "too old resource version") when "1" is older than its
+ *   watch cache for that resource. That holds for every resource whose cache started after the
+ *   apiserver's first writes, e.g. any custom resource, but not for Secrets on a fresh control
+ *   plane: that cache starts at the very beginning and serves "1" (its window only moves after
+ *   events older than 75 s are evicted), so Secret tests cannot ask the server for a 410 on demand.
+ * - "410-event": the same ERROR event, in the exact form kube-apiserver sends, synthesised here.
+ * - "410-status": an HTTP 410 status, synthesised here. kube-apiserver no longer refuses an
+ *   accepted watch that way (it sends the ERROR event), but clients must still handle it.
+ */
+export type ExpiredAnswer = "ancient-rv" | "410-event" | "410-status";
+
 const ANCIENT_RESOURCE_VERSION = "1";
 
-export type ExpiredAnswer = "410-event" | "410-status";
+/** What kube-apiserver 1.34 sends on a watch from an expired resourceVersion (recorded from it). */
+const EXPIRED_STATUS = {
+  kind: "Status",
+  apiVersion: "v1",
+  metadata: {},
+  status: "Failure",
+  message: "too old resource version: 1 (653)",
+  reason: "Expired",
+  code: 410,
+};
 
 export class TappedTransport implements KubeTransport {
   readonly requests: TappedRequest[] = [];
@@ -101,7 +120,8 @@ export class TappedTransport implements KubeTransport {
     this.requests.push(tap);
     try {
       const answer = await this.send<T>(req);
-      tap.answer = answer;
+      // A copy: the client may trim what it was given (the AppTokenRequest informer does).
+      tap.answer = structuredClone(answer);
       await this.beforeAnswer?.(tap);
       return answer;
     } catch (err) {
@@ -128,23 +148,24 @@ export class TappedTransport implements KubeTransport {
     }
     if (answer === "410-status") {
       tap.end = "refused";
-      throw new KubeApiError("WATCH", req.path, 410, {
-        kind: "Status",
-        status: "Failure",
-        code: 410,
-        reason: "Expired",
-        message: "too old resource version (410 status synthesised by the test)",
-      });
+      throw new KubeApiError("WATCH", req.path, 410, structuredClone(EXPIRED_STATUS));
+    }
+    if (answer === "410-event") {
+      const event: WatchEvent = { type: "ERROR", object: structuredClone(EXPIRED_STATUS) };
+      tap.events.push(structuredClone(event));
+      tap.end = "refused";
+      onEvent(event);
+      return;
     }
     const query =
-      answer === "410-event" ? { ...req.query, resourceVersion: ANCIENT_RESOURCE_VERSION } : req.query;
+      answer === "ancient-rv" ? { ...req.query, resourceVersion: ANCIENT_RESOURCE_VERSION } : req.query;
     const entry = { path: req.path, cut: new AbortController() };
     this.open.add(entry);
     try {
       await this.inner.watch(
         { ...req, query, signal: AbortSignal.any([req.signal, entry.cut.signal]) },
         (e) => {
-          tap.events.push(e);
+          tap.events.push(structuredClone(e));
           onEvent(e);
         },
       );
