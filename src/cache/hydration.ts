@@ -51,18 +51,24 @@ function decode(v: unknown): string | undefined {
   return Buffer.from(v, "base64").toString("utf8");
 }
 
+/**
+ * Entries are keyed by namespace and hash: whoever can create a labelled Secret in one namespace
+ * must not be able to plant a token that another namespace's requests would be served.
+ */
 export class PersistedTokens {
   private readonly byHash = new Map<string, PersistedToken>();
 
-  add(keyHash: string, token: PersistedToken): void {
-    const have = this.byHash.get(keyHash);
-    if (!have || have.issuedAt < token.issuedAt) this.byHash.set(keyHash, token);
+  add(namespace: string, keyHash: string, token: PersistedToken): void {
+    const k = `${namespace}/${keyHash}`;
+    const have = this.byHash.get(k);
+    if (!have || have.issuedAt < token.issuedAt) this.byHash.set(k, token);
   }
 
   /** Hands the token out once; the cache owns it from then on. */
-  take(keyHash: string): PersistedToken | undefined {
-    const t = this.byHash.get(keyHash);
-    if (t) this.byHash.delete(keyHash);
+  take(namespace: string, keyHash: string): PersistedToken | undefined {
+    const k = `${namespace}/${keyHash}`;
+    const t = this.byHash.get(k);
+    if (t) this.byHash.delete(k);
     return t;
   }
 

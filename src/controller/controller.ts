@@ -14,17 +14,21 @@ import { CredentialSecrets } from "../kube/credential-secrets.js";
 import type { EventRecorder } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import type { KubeLogger } from "../kube/log.js";
-import { objectKey } from "../kube/object-key.js";
+import { objectKey, splitObjectKey } from "../kube/object-key.js";
 import { createAppTokenRequestInformer, createManagedSecretInformer } from "../kube/operator-informers.js";
 import { projectSecret, type SecretProjection } from "../kube/projections.js";
-import { CREDENTIAL_SECRET_INDEX, controllerOwnerKey } from "../kube/request-indexes.js";
+import {
+  CREDENTIAL_SECRET_INDEX,
+  controllerOwnerKey,
+  credentialSecretKeys,
+} from "../kube/request-indexes.js";
 import type { KubeTransport } from "../kube/transport.js";
 import type { RawObject } from "../kube/types.js";
 import { WorkQueue, type Priority } from "../kube/work-queue.js";
 import type { Metrics } from "../observability/metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
 import { Reconciler } from "./reconcile.js";
-import { ANNOTATION } from "./target-secret.js";
+import { ANNOTATION, secretDataDigest } from "./target-secret.js";
 
 export interface ControllerOptions {
   transport: KubeTransport;
@@ -62,11 +66,14 @@ export class AppTokenController {
       namespaces,
       log: kubeLog,
       transform: (raw) => {
-        if (this.collecting) {
+        // Only Secrets a request controls: a bare label is not proof the operator wrote it.
+        if (this.collecting && controllerOwnerKey(raw)) {
           const persisted = persistedTokenFromSecret(raw, o.clock.now());
-          if (persisted) this.persisted.add(persisted.keyHash, persisted.token);
+          if (persisted) this.persisted.add(raw.metadata.namespace ?? "", persisted.keyHash, persisted.token);
         }
-        return projectSecret(raw);
+        const projection = projectSecret(raw);
+        if (raw.data !== undefined) projection.dataDigest = secretDataDigest(raw.data);
+        return projection;
       },
     });
     this.queue = new WorkQueue({
@@ -152,6 +159,11 @@ export class AppTokenController {
     for (const key of this.requests.keys())
       this.queue.add(key, this.neverSynced(this.requests.getByKey(key)) ? "high" : "low");
     this.queue.run((key, s) => this.reconciler.reconcile(key, s), { concurrency: this.o.concurrency });
+    const releaser = setInterval(() => this.reconciler.releaseForgotten(), 30_000);
+    releaser.unref();
+    signal.addEventListener("abort", () => clearInterval(releaser), { once: true });
+    // Tokens read back from Secrets that no request claimed by then (deleted meanwhile) are dropped.
+    setTimeout(() => this.persisted.clear(), 15 * 60_000).unref();
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
@@ -195,9 +207,25 @@ export class AppTokenController {
         const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
         this.queue.forget(key);
         this.reconciler.forget(key);
+        // A credential nobody references any more leaves memory (its data is a secret).
+        for (const ref of credentialSecretKeys(obj)) {
+          if (this.requests.indexKeys(CREDENTIAL_SECRET_INDEX, ref).length === 0) {
+            const { namespace, name } = splitObjectKey(ref);
+            this.credentialSecrets.forget(namespace, name);
+          }
+        }
       },
     });
     this.managedSecrets.addEventHandler({
+      // Data rewritten by someone else while our annotations stayed (our own refreshes change
+      // issued-at): put our token back now, not at the next refresh.
+      onUpdate: (oldSecret, newSecret, { resync }) => {
+        if (resync || oldSecret.dataDigest === newSecret.dataDigest) return;
+        const issued = (x: SecretProjection) => x.metadata.annotations?.[ANNOTATION.issuedAt];
+        if (issued(oldSecret) !== issued(newSecret)) return;
+        const owner = controllerOwnerKey(newSecret);
+        if (owner) this.enqueue(owner, "high");
+      },
       // Deleted (or relabelled out of our selector): recreate it from the cache, without a call.
       onDelete: (secret) => {
         const owner = controllerOwnerKey(secret);
@@ -220,14 +248,8 @@ export class AppTokenController {
         m.throttledKeys.set({ state: "Backoff" }, s.backoffKeys);
       },
       expiry: () => {
-        let soonest = Number.POSITIVE_INFINITY;
-        for (const key of this.managedSecrets.keys()) {
-          const at = Date.parse(
-            this.managedSecrets.getByKey(key)?.metadata.annotations?.[ANNOTATION.expiresAt] ?? "",
-          );
-          if (at < soonest) soonest = at;
-        }
-        if (Number.isFinite(soonest)) m.soonestExpiry.set((soonest - this.o.clock.now()) / 1000);
+        const soonest = this.reconciler.soonestExpiry();
+        if (soonest !== undefined) m.soonestExpiry.set((soonest - this.o.clock.now()) / 1000);
       },
     };
     m.onCollect(() => {

@@ -25,6 +25,7 @@ import { TransientError, isTokenAcquisitionError, tokenEndpointFor } from "../id
 import type { KubeApiClient } from "../kube/api-client.js";
 import type { EventRecorder, EventType } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
+import { KeyedMinHeap } from "../kube/keyed-heap.js";
 import { objectKey } from "../kube/object-key.js";
 import type { SecretProjection } from "../kube/projections.js";
 import { TARGET_SECRET_INDEX } from "../kube/request-indexes.js";
@@ -40,6 +41,7 @@ import {
   controllerOf,
   isOwnedBy,
   iso,
+  secretDataDigest,
   secretIsCurrent,
   targetSecretFor,
   targetSecretName,
@@ -50,8 +52,10 @@ import { TemplateError, checkTemplate } from "./template.js";
 
 /** Problems a person must fix: look again slowly, and at once when the spec or a Secret changes. */
 const SLOW_RETRY_MS = 5 * 60_000;
-/** Counter-only status changes are written at most this often (§3.5). */
-const COUNTER_FLUSH_MS = 60_000;
+/** How long a deleted request's cache key is kept for a recreated request of the same name. */
+const RELEASE_GRACE_MS = 5 * 60_000;
+/** A force-refresh that could not call yet is looked at again no sooner than this. */
+const FORCE_RETRY_FLOOR_MS = 1_000;
 
 export interface ReconcilerDeps {
   clock: Clock;
@@ -80,7 +84,6 @@ interface RequestMemo {
   misses: number;
   /** The last status this process wrote: the informer's copy may lag behind our own write. */
   lastStatus: AppTokenRequestStatus | undefined;
-  lastStatusWriteAt: number;
   /** The force-refresh value already acted on (also recorded on the Secret). */
   forceHandled: string | undefined;
 }
@@ -97,6 +100,10 @@ export class Reconciler {
   private readonly memos = new Map<string, RequestMemo>();
   /** keyId -> request keys using it, to fan a new token out to every Secret that shares it. */
   private readonly keyUsers = new Map<string, Set<string>>();
+  /** request key -> expiry of the token in its Secret: O(1) soonest-expiry at scrape time. */
+  private readonly expiries = new KeyedMinHeap<undefined>();
+  /** request key -> when its cache holder may be released (see forget). */
+  private readonly pendingRelease = new Map<string, number>();
 
   constructor(private readonly d: ReconcilerDeps) {}
 
@@ -122,7 +129,25 @@ export class Reconciler {
       this.d.events.forget(memo.uid);
       this.memos.delete(key);
     }
-    this.d.cache.release(key);
+    this.expiries.delete(key);
+    // Released after a grace period: a request deleted and recreated under the same name (a GitOps
+    // replace) finds its token still cached instead of calling the token service again.
+    this.pendingRelease.set(key, this.d.clock.now() + RELEASE_GRACE_MS);
+  }
+
+  /** Lets the cache drop keys of requests deleted more than the grace period ago. */
+  releaseForgotten(): number {
+    const now = this.d.clock.now();
+    let n = 0;
+    for (const [key, at] of this.pendingRelease) {
+      if (at > now) continue;
+      this.pendingRelease.delete(key);
+      if (!this.memos.has(key)) {
+        this.d.cache.release(key);
+        n++;
+      }
+    }
+    return n;
   }
 
   private async reconcileOnce(key: string, signal: AbortSignal): Promise<HandlerResult> {
@@ -133,7 +158,7 @@ export class Reconciler {
     }
     if (obj.metadata.deletionTimestamp) return;
     const now = this.d.clock.now();
-    const memo = this.memoFor(key, obj, now);
+    const memo = this.memoFor(key, obj);
 
     const parsed = parseAppTokenRequestSpec(obj.spec);
     if (!parsed.ok) {
@@ -157,6 +182,13 @@ export class Reconciler {
       }
     }
 
+    const predecessor = this.predecessorSecret(req, secretName);
+    if (predecessor) {
+      return this.finish(obj, memo, secretName, {
+        ready: { status: "False", reason: "Pending", message: predecessor },
+        requeueAfterMs: 5_000,
+      });
+    }
     const conflict = this.targetConflict(key, req, secretName);
     if (conflict) {
       return this.finish(obj, memo, secretName, {
@@ -191,6 +223,7 @@ export class Reconciler {
       credentialFingerprint: credential.fingerprint,
     });
     if (memo.keyId !== keyId) {
+      if (memo.keyId !== undefined) this.carryOverOnRotation(memo.keyId, keyId);
       this.unlinkKey(key, memo.keyId);
       memo.keyId = keyId;
       memo.keyHash = cacheKeyHash(keyId);
@@ -199,7 +232,8 @@ export class Reconciler {
       users.add(key);
     }
     const keyHash = memo.keyHash!;
-    const seed = this.d.persisted.take(keyHash);
+    // Scoped by namespace: a Secret planted in another namespace can never seed this request's key.
+    const seed = this.d.persisted.take(ns, keyHash);
     if (seed && !this.d.cache.inspect(keyId)?.token) this.d.cache.seed([{ keyId, token: seed }]);
     // A new generation may fix what made the last call fail (e.g. the scope): retry at once.
     if (memo.generation !== undefined && memo.generation !== req.metadata.generation)
@@ -208,8 +242,12 @@ export class Reconciler {
 
     const existing = this.d.managedSecrets.getByKey(objectKey(ns, secretName));
     const forceWanted = req.metadata.annotations?.[ANNOTATION.forceRefresh];
-    const forceHandled = existing?.metadata.annotations?.[ANNOTATION.forceRefresh] ?? memo.forceHandled;
-    const force = forceWanted !== undefined && forceWanted !== forceHandled;
+    const secretForce = existing?.metadata.annotations?.[ANNOTATION.forceRefresh];
+    const forceHandled = secretForce ?? memo.forceHandled;
+    // Handled when the Secret records it, or when this process already fetched for it and only the
+    // write recording it failed (a 409): retrying that write must not fetch yet another token.
+    const force =
+      forceWanted !== undefined && forceWanted !== secretForce && forceWanted !== memo.forceHandled;
     const refreshBeforeMs = req.spec.refreshBefore ? parseDuration(req.spec.refreshBefore) : undefined;
 
     const result = await this.d.cache.acquire(
@@ -229,8 +267,14 @@ export class Reconciler {
 
     const forceDone = force && (result.outcome === "Fetched" || result.outcome === "Shared");
     if (forceDone) memo.forceHandled = forceWanted;
-    const desired = targetSecretFor(req, token, keyHash, forceDone ? forceWanted : forceHandled);
-    const write = await this.writeSecret(req, existing, desired, signal);
+    const recordForce =
+      forceWanted !== undefined && forceWanted === memo.forceHandled ? forceWanted : forceHandled;
+    const desired = targetSecretFor(req, token, keyHash, recordForce);
+    const write = await this.writeSecret(req, existing, desired, signal).catch((e: unknown) => {
+      const rejected = secretRejected(e, desired.metadata.name);
+      if (!rejected) throw e;
+      return { created: false, conflict: rejected };
+    });
     if (write.conflict) {
       return this.finish(obj, memo, secretName, {
         ready: { status: "False", reason: write.conflict.reason, message: write.conflict.message },
@@ -269,7 +313,7 @@ export class Reconciler {
       ready,
       token: { expiresAt: token.expiresAt, refreshAt: token.refreshAt, issuedAt: token.issuedAt, source },
       acquire: result,
-      requeueAfterMs: Math.max(0, this.nextLook(result, force && !forceDone) - now),
+      requeueAfterMs: Math.max(0, this.nextLook(result, force && !forceDone, now) - now),
       event,
     });
   }
@@ -278,22 +322,47 @@ export class Reconciler {
    * When to reconcile again. The cache answers for the key's own schedule; a force-refresh still
    * pending (throttled or failed) must come back when the key may call again, not at refreshAt.
    */
-  private nextLook(result: AcquireResult, forcePending: boolean): number {
+  private nextLook(result: AcquireResult, forcePending: boolean, now: number): number {
+    if (!forcePending) return result.nextAttemptAt;
     const retryAt = result.throttle.retryAt;
-    if (forcePending && retryAt !== undefined && Number.isFinite(retryAt))
-      return Math.min(result.nextAttemptAt, retryAt);
-    return result.nextAttemptAt;
+    const next =
+      retryAt !== undefined && retryAt > now ? Math.min(result.nextAttemptAt, retryAt) : result.nextAttemptAt;
+    // A force deferred by the global limit must not spin: look again in a second at the soonest.
+    return Math.max(next, now + FORCE_RETRY_FLOOR_MS);
   }
 
-  private memoFor(key: string, obj: RawObject, now: number): RequestMemo {
+  /**
+   * Only the credential changed (a rotation): the old key's token is still valid for the same app,
+   * tenant and scope. It goes to the new key marked due, so the new credential is used at once, yet
+   * the Secret and Ready stay valid if that call must wait (global limit, throttling): rotating one
+   * credential shared by 10^5 requests must not flip them all to Ready=False.
+   */
+  private carryOverOnRotation(previousKeyId: string, keyId: string): void {
+    const identity = (id: string) => id.slice(0, id.lastIndexOf("|"));
+    if (identity(previousKeyId) !== identity(keyId)) return;
+    const previous = this.d.cache.inspect(previousKeyId);
+    if (!previous?.usable || !previous.token || this.d.cache.inspect(keyId)?.token) return;
+    this.d.cache.seed([{ keyId, token: { ...previous.token, refreshAt: this.d.clock.now() } }]);
+  }
+
+  /** Earliest expiry among the tokens this process put in Secrets (for the soonest-expiry gauge). */
+  soonestExpiry(): number | undefined {
+    return this.expiries.peek()?.due;
+  }
+
+  private memoFor(key: string, obj: RawObject): RequestMemo {
     const uid = obj.metadata.uid ?? "";
     let memo = this.memos.get(key);
     if (memo && memo.uid !== uid) {
-      // Deleted and recreated under the same name: nothing carries over.
-      this.forget(key);
+      // Deleted and recreated under the same name (a GitOps replace): counters and status start
+      // over, but the cache key is not released: its token is as good for the new request.
+      this.unlinkKey(key, memo.keyId);
+      this.d.events.forget(memo.uid);
+      this.memos.delete(key);
       memo = undefined;
     }
     if (!memo) {
+      this.pendingRelease.delete(key);
       const status = (obj as { status?: AppTokenRequestStatus }).status;
       memo = {
         uid,
@@ -303,13 +372,24 @@ export class Reconciler {
         hits: status?.cache?.hits ?? 0,
         misses: status?.cache?.misses ?? 0,
         lastStatus: undefined,
-        // First sight counts as a write: a restart must not flush 10^5 hit counters at once.
-        lastStatusWriteAt: now,
         forceHandled: undefined,
       };
       this.memos.set(key, memo);
     }
     return memo;
+  }
+
+  /**
+   * The request was deleted and recreated under the same name (a GitOps replace): the old
+   * request's Secret is still there until the garbage collector deletes it. Not a conflict to warn
+   * about; its deletion re-queues this request, which then writes a new Secret from the cache.
+   */
+  private predecessorSecret(req: AppTokenRequest, secretName: string): string | undefined {
+    const existing = this.d.managedSecrets.getByKey(objectKey(req.metadata.namespace, secretName));
+    const owner = existing ? controllerOf(existing) : undefined;
+    if (!owner || owner.kind !== KIND || owner.name !== req.metadata.name || owner.uid === req.metadata.uid)
+      return undefined;
+    return `waiting for the garbage collector to delete Secret ${secretName} of the previous AppTokenRequest ${req.metadata.name} (uid ${owner.uid})`;
   }
 
   /** Why this request may not write its target Secret, or undefined when it may. */
@@ -428,7 +508,11 @@ export class Reconciler {
         };
       }
       // Our informer had not seen it yet, but it may already be what we want (our own earlier write).
-      if (secretIsCurrent(current as SecretLike, desired)) return { created: false };
+      const fresh = {
+        ...(current as SecretLike),
+        dataDigest: secretDataDigest((current as { data?: unknown }).data),
+      };
+      if (secretIsCurrent(fresh, desired)) return { created: false };
       const type = (current as { type?: string }).type ?? "Opaque";
       if (type !== desired.type) {
         return {
@@ -512,6 +596,8 @@ export class Reconciler {
     o: Outcome,
   ): Promise<HandlerResult> {
     const now = this.d.clock.now();
+    const reqKey = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+    if (o.token) this.expiries.set(reqKey, o.token.expiresAt, undefined);
     const current = memo.lastStatus ?? (obj as { status?: AppTokenRequestStatus }).status;
     const desired = desiredStatus({
       previous: current,
@@ -524,9 +610,9 @@ export class Reconciler {
       misses: memo.misses,
       now,
     });
-    const change = statusChange(current, desired);
-    const flushCounters = change === "countersOnly" && now - memo.lastStatusWriteAt >= COUNTER_FLUSH_MS;
-    if (change === "changed" || flushCounters) {
+    // Counter-only changes are never written on their own: they ride along with the next write a
+    // person would want (a refresh, an error), so a resync of 10^5 requests writes nothing (§3.5).
+    if (statusChange(current, desired) === "changed") {
       const ns = obj.metadata.namespace ?? "";
       const name = obj.metadata.name ?? "";
       try {
@@ -536,7 +622,6 @@ export class Reconciler {
         throw e;
       }
       memo.lastStatus = desired;
-      memo.lastStatusWriteAt = now;
       const previousReady = findCondition(current?.conditions, "Ready");
       if (
         o.event &&
@@ -575,6 +660,24 @@ export class Reconciler {
   }
 }
 
+/**
+ * The API server refused the Secret itself (422 Invalid, 400): e.g. a template type whose required
+ * keys are missing (kubernetes.io/tls without tls.crt) or whose data must parse
+ * (kubernetes.io/dockerconfigjson). Retrying cannot help until the spec changes, so it is a reason
+ * on the request, not a reconcile error retried in silence. The server's message names the field;
+ * it redacts Secret values, and anything JWT-shaped is cut out all the same.
+ */
+function secretRejected(e: unknown, name: string): { reason: string; message: string } | undefined {
+  if (!(e instanceof KubeApiError) || (e.statusCode !== 422 && e.statusCode !== 400)) return undefined;
+  const detail = (e.status?.message ?? `HTTP ${e.statusCode}`)
+    .replace(/eyJ[\w-]+\.[\w-]+\.[\w-]*/g, "[redacted]")
+    .slice(0, 500);
+  return {
+    reason: "SecretRejected",
+    message: `the API server refused Secret ${name}: ${detail}; check spec.target.template (type and data)`,
+  };
+}
+
 function compareAge(a: RawObject | undefined, b: RawObject | undefined): number {
   const ta = Date.parse(a?.metadata.creationTimestamp ?? "") || 0;
   const tb = Date.parse(b?.metadata.creationTimestamp ?? "") || 0;
@@ -593,7 +696,11 @@ function toSecretBody(desired: DesiredSecret, current: RawObject | SecretProject
       ...(meta?.resourceVersion ? { resourceVersion: meta.resourceVersion } : {}),
       labels: { ...(meta?.labels ?? {}), ...desired.metadata.labels },
       annotations: { ...(meta?.annotations ?? {}), ...desired.metadata.annotations },
-      ownerReferences: desired.metadata.ownerReferences,
+      // Other owners' references stay; ours is the one controller reference.
+      ownerReferences: [
+        ...(meta?.ownerReferences ?? []).filter((r) => r.controller !== true),
+        ...desired.metadata.ownerReferences,
+      ],
     },
     type: desired.type,
     data: desired.data,

@@ -40,6 +40,18 @@ export interface SecretLike {
       { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[] | undefined;
   };
   type?: string | undefined;
+  /** secretDataDigest() of the Secret's data, when known. */
+  dataDigest?: string | undefined;
+}
+
+/** A short digest of a Secret's base64 data, so a change by someone else is seen without keeping data. */
+export function secretDataDigest(data: unknown): string {
+  const entries =
+    typeof data === "object" && data !== null ? Object.entries(data as Record<string, unknown>) : [];
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const h = createHash("sha256");
+  for (const [k, v] of entries) h.update(`${k}\u0000${typeof v === "string" ? v : ""}\u0000`);
+  return h.digest("hex").slice(0, 32);
 }
 
 export interface DesiredSecret {
@@ -60,6 +72,7 @@ export interface DesiredSecret {
   type: string;
   /** base64, as the API wants it. */
   data: Record<string, string>;
+  dataDigest: string;
 }
 
 export function targetSecretName(req: AppTokenRequest): string {
@@ -126,6 +139,7 @@ export function targetSecretFor(
     },
     type: template?.type ?? "Opaque",
     data,
+    dataDigest: secretDataDigest(data),
   };
 }
 
@@ -140,12 +154,14 @@ export function isOwnedBy(secret: SecretLike, req: AppTokenRequest): boolean {
 }
 
 /**
- * Whether the Secret we hold metadata for already carries this token and layout. Data is not
- * compared (the informer does not keep it): the issued-at/expires-at pair identifies the token,
- * and any write by someone else is caught by its resourceVersion (see reconcile).
+ * Whether the Secret already carries this token and layout: the issued-at/expires-at pair
+ * identifies the token, and the data digest (the informer keeps a digest, never the data) catches
+ * a rewrite by someone else.
  */
 export function secretIsCurrent(secret: SecretLike, desired: DesiredSecret): boolean {
   if ((secret.type ?? "Opaque") !== desired.type) return false;
+  // Someone rewrote the data (kubectl edit, a GitOps tool) while our annotations stayed.
+  if (secret.dataDigest !== undefined && secret.dataDigest !== desired.dataDigest) return false;
   const have = secret.metadata.annotations ?? {};
   for (const [k, v] of Object.entries(desired.metadata.annotations)) if (have[k] !== v) return false;
   const labels = secret.metadata.labels ?? {};

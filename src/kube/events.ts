@@ -5,6 +5,7 @@
  * flood the API (client-go's EventCorrelator does the same job).
  */
 import { randomBytes } from "node:crypto";
+import { TokenBucket } from "../cache/token-bucket.js";
 import type { Clock } from "../clock.js";
 import type { KubeApiClient } from "./api-client.js";
 
@@ -24,26 +25,49 @@ export interface EventRecorderOptions {
   component?: string;
   host?: string;
   dedupeWindowMs?: number;
+  /** Events per second (burst 5×): beyond it Events are dropped, never queued ahead of Secret writes. */
+  eventsPerSecond?: number;
   onError?: (err: unknown) => void;
+  onDropped?: () => void;
 }
 
 const MAX_REMEMBERED = 50_000;
 
 export class EventRecorder {
-  private readonly seen = new Map<string, number>();
+  /** object (uid, else ns/name) -> reason\0message -> when last written; forget() is O(1). */
+  private readonly seen = new Map<string, Map<string, number>>();
+  private entries = 0;
   private readonly windowMs: number;
+  private readonly budget: TokenBucket;
 
   constructor(private readonly o: EventRecorderOptions) {
     this.windowMs = o.dedupeWindowMs ?? 10 * 60_000;
+    const rate = o.eventsPerSecond ?? 10;
+    this.budget = new TokenBucket({
+      ratePerSecond: rate,
+      burst: Math.max(1, Math.ceil(rate * 5)),
+      clock: o.clock,
+    });
   }
 
   record(target: EventTarget, type: EventType, reason: string, message: string): void {
     const now = this.o.clock.now();
-    const dedupeKey = `${target.uid ?? target.namespace + "/" + target.name}\u0000${reason}\u0000${message}`;
-    const last = this.seen.get(dedupeKey);
+    const objectId = target.uid ?? `${target.namespace}/${target.name}`;
+    const what = `${reason}\u0000${message}`;
+    let perObject = this.seen.get(objectId);
+    const last = perObject?.get(what);
     if (last !== undefined && now - last < this.windowMs) return;
-    if (this.seen.size >= MAX_REMEMBERED) this.prune(now);
-    this.seen.set(dedupeKey, now);
+    if (this.entries >= MAX_REMEMBERED) this.prune(now);
+    // Events are for people; tokens in Secrets are for workloads. When 10^5 requests fail at once,
+    // drop Events rather than make Secret writes wait behind them.
+    if (this.budget.nextAvailableAt() > now) {
+      this.o.onDropped?.();
+      return;
+    }
+    this.budget.reserve();
+    if (!perObject) this.seen.set(objectId, (perObject = new Map()));
+    if (last === undefined) this.entries++;
+    perObject.set(what, now);
     const ts = new Date(now).toISOString();
     const event = {
       apiVersion: "v1",
@@ -73,13 +97,27 @@ export class EventRecorder {
     this.o.api.createEvent(target.namespace, event).catch((e: unknown) => this.o.onError?.(e));
   }
 
-  /** Forget an object's events (it was deleted). */
+  /** Forget an object's events (it was deleted). O(1): deletes can come 10^5 at a time. */
   forget(uid: string): void {
-    for (const k of this.seen.keys()) if (k.startsWith(uid + "\u0000")) this.seen.delete(k);
+    const perObject = this.seen.get(uid);
+    if (!perObject) return;
+    this.entries -= perObject.size;
+    this.seen.delete(uid);
   }
 
   private prune(now: number): void {
-    for (const [k, t] of this.seen) if (now - t >= this.windowMs) this.seen.delete(k);
-    if (this.seen.size >= MAX_REMEMBERED) this.seen.clear();
+    for (const [id, perObject] of this.seen) {
+      for (const [what, t] of perObject) {
+        if (now - t >= this.windowMs) {
+          perObject.delete(what);
+          this.entries--;
+        }
+      }
+      if (perObject.size === 0) this.seen.delete(id);
+    }
+    if (this.entries >= MAX_REMEMBERED) {
+      this.seen.clear();
+      this.entries = 0;
+    }
   }
 }

@@ -280,4 +280,63 @@ describe("the controller, on the real control plane with the local token service
     expect(text).not.toContain(SECRET_APP);
     expect(text).not.toContain(s.ns);
   });
+
+  it("puts its token back when someone rewrites the Secret's data", async () => {
+    await s.createRequest("tampered", s.spec("clientSecret"));
+    await s.waitFor("tampered", "True");
+    const good = await s.secret("tampered");
+    await s.core.replaceNamespacedSecret({
+      name: "tampered",
+      namespace: s.ns,
+      body: {
+        ...good!,
+        data: { ...good!.data, access_token: Buffer.from("not-a-token").toString("base64") },
+      },
+    });
+    await eventually(async () => {
+      const sec = await s.secret("tampered");
+      return s.decoded(sec, "access_token") === s.decoded(good, "access_token") ? true : undefined;
+    }, "the token to be restored");
+  });
+
+  it("hands a request deleted and recreated under the same name its token again, without a call", async () => {
+    await s.createRequest("reborn", s.spec("certificate"));
+    await s.waitFor("reborn", "True");
+    const token = s.decoded(await s.secret("reborn"), "access_token");
+    const calls = s.service.requests();
+    await s.deleteRequest("reborn");
+    await s.createRequest("reborn", s.spec("certificate"));
+    const again = await s.waitFor("reborn", "True");
+    expect(again.status?.tokenSource).toBe("Cache");
+    const secret = await s.secret("reborn");
+    expect(secret?.metadata?.ownerReferences?.[0]?.uid).toBe(again.metadata.uid);
+    expect(s.decoded(secret, "access_token")).toBe(token);
+    expect(s.service.requests()).toBe(calls);
+  });
+
+  it("keeps Ready=True and the old token through a credential rotation while the service throttles", async () => {
+    const app = "66666666-aaaa-4bbb-8ccc-000000000006";
+    s.service.addApp({ tenantId: TENANT, clientId: app, secrets: ["first", "second"] });
+    await s.putSecret("rot-cred", { "client-secret": "first" });
+    const spec = {
+      ...s.spec("clientSecret"),
+      clientId: app,
+      credential: { clientSecret: { secretRef: { name: "rot-cred", key: "client-secret" } } },
+    };
+    await s.createRequest("rot-throttled", spec);
+    await s.waitFor("rot-throttled", "True");
+    const oldToken = s.decoded(await s.secret("rot-throttled"), "access_token");
+    s.service.addFault({ type: "throttle", status: 429, retryAfter: 4, match: { clientId: app }, times: 1 });
+    await s.putSecret("rot-cred", { "client-secret": "second" });
+    const during = await s.waitFor("rot-throttled", "True", "RefreshThrottled");
+    expect(during.status?.throttle?.state).toBe("Throttled");
+    expect(s.decoded(await s.secret("rot-throttled"), "access_token")).toBe(oldToken);
+    await eventually(
+      async () =>
+        s.decoded(await s.secret("rot-throttled"), "access_token") !== oldToken ? true : undefined,
+      "a token obtained with the rotated secret",
+      20_000,
+    );
+    await s.waitFor("rot-throttled", "True", "TokenIssued");
+  });
 });
