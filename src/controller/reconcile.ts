@@ -35,6 +35,7 @@ import type { HandlerResult } from "../kube/work-queue.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { CredentialResolver } from "./credential-resolver.js";
 import { findCondition } from "./conditions.js";
+import { forceHandledBy, forceToRecord, mustForce } from "./force-refresh.js";
 import { desiredStatus, statusChange, statusPatch, type ReadyVerdict } from "./status.js";
 import {
   ANNOTATION,
@@ -241,13 +242,12 @@ export class Reconciler {
     memo.generation = req.metadata.generation;
 
     const existing = this.d.managedSecrets.getByKey(objectKey(ns, secretName));
-    const forceWanted = req.metadata.annotations?.[ANNOTATION.forceRefresh];
-    const secretForce = existing?.metadata.annotations?.[ANNOTATION.forceRefresh];
-    const forceHandled = secretForce ?? memo.forceHandled;
-    // Handled when the Secret records it, or when this process already fetched for it and only the
-    // write recording it failed (a 409): retrying that write must not fetch yet another token.
-    const force =
-      forceWanted !== undefined && forceWanted !== secretForce && forceWanted !== memo.forceHandled;
+    const forceFacts = {
+      wanted: req.metadata.annotations?.[ANNOTATION.forceRefresh],
+      recordedOnSecret: existing?.metadata.annotations?.[ANNOTATION.forceRefresh],
+      handledHere: memo.forceHandled,
+    };
+    const force = mustForce(forceFacts);
     const refreshBeforeMs = req.spec.refreshBefore ? parseDuration(req.spec.refreshBefore) : undefined;
 
     const result = await this.d.cache.acquire(
@@ -265,10 +265,9 @@ export class Reconciler {
     const token = result.token;
     if (!token) return this.finish(obj, memo, secretName, this.noTokenOutcome(result, now));
 
-    const forceDone = force && (result.outcome === "Fetched" || result.outcome === "Shared");
-    if (forceDone) memo.forceHandled = forceWanted;
-    const recordForce =
-      forceWanted !== undefined && forceWanted === memo.forceHandled ? forceWanted : forceHandled;
+    const forceDone = forceHandledBy(force, result.outcome);
+    if (forceDone) memo.forceHandled = forceFacts.wanted;
+    const recordForce = forceToRecord({ ...forceFacts, handledHere: memo.forceHandled });
     const desired = targetSecretFor(req, token, keyHash, recordForce);
     const write = await this.writeSecret(req, existing, desired, signal).catch((e: unknown) => {
       const rejected = secretRejected(e, desired.metadata.name);
