@@ -24,7 +24,7 @@ describe("the force-refresh annotation", () => {
       "fetched here but the Secret write failed: retrying the write must not fetch again",
     ],
     [{ wanted: "2", recordedOnSecret: "1", handledHere: "1" }, true, "another new value forces again"],
-  ])("%j -> force=%s (%s)", (facts, expected) => {
+  ])("%j -> force=%s (%s)", (facts, expected, _why) => {
     expect(mustForce(facts)).toBe(expected);
   });
 
