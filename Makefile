@@ -31,7 +31,11 @@ lint: node_modules ## eslint + prettier --check
 
 .PHONY: test
 test: typecheck lint ## typecheck + lint + unit, service and integration tests (starts a real control plane)
-	npx vitest run
+	npx vitest run --project unit --project service --project integration
+
+.PHONY: test-chaos
+test-chaos: node_modules ## faults, HA failover, load and leak scans against real processes (~4 min; CHAOS_N=10000 for the full load)
+	npx vitest run --project chaos
 
 .PHONY: test-unit
 test-unit: node_modules ## unit tests only (no servers)

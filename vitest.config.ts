@@ -22,7 +22,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/property/**/*.test.ts"],
           environment: "node",
           // One real kube-apiserver + etcd for every integration file (see hack/control-plane/).
           globalSetup: ["test/support/global-setup.ts"],
@@ -30,6 +30,17 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Two cores: files run in parallel against the shared control plane, isolated by namespace.
           maxConcurrency: 4,
+        },
+      },
+      {
+        // Faults, HA failover, load and leak scans against real processes (make test-chaos).
+        test: {
+          name: "chaos",
+          include: ["test/chaos/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/support/global-setup.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
         },
       },
     ],

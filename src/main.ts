@@ -54,12 +54,15 @@ async function run(config: Config, log: Logger): Promise<number> {
   const metrics = new Metrics();
   const health = new HealthServer();
   const transport = createKubeTransport(kc, { userAgent: "apptoken-operator" });
+  // With leader election, every write is checked against the lease right before it is sent.
+  let elector: LeaderElector | undefined;
   const api = new KubeApiClient({
     transport,
     clock,
     qps: config.kubeApiQps,
     burst: config.kubeApiBurst,
     onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }),
+    mayWrite: () => !config.leaderElect || elector?.holdsLease() === true,
   });
   const tokenClient = new TokenClient({
     clock,
@@ -129,7 +132,7 @@ async function run(config: Config, log: Logger): Promise<number> {
   let code = 0;
   try {
     if (config.leaderElect) {
-      const elector = new LeaderElector({
+      elector = new LeaderElector({
         transport,
         namespace: leaseNamespace(config),
         name: config.leaderElectionId,

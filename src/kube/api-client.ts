@@ -17,6 +17,19 @@ export interface KubeApiClientOptions {
   burst: number;
   timers?: TimerScheduler;
   onWrite?: (verb: string, resource: string) => void;
+  /**
+   * Asked right before each write is sent (after any rate-limit wait); false refuses the write
+   * with WriteRefusedError. With leader election: whether the lease is still surely held.
+   */
+  mayWrite?: () => boolean;
+}
+
+/** A write refused before it was sent, because this replica may not write now (not the leader). */
+export class WriteRefusedError extends Error {
+  constructor(verb: string, resource: string) {
+    super(`${verb} ${resource} refused: this replica does not hold the leader lease`);
+    this.name = "WriteRefusedError";
+  }
 }
 
 export class KubeApiClient {
@@ -32,7 +45,10 @@ export class KubeApiClient {
     const at = this.bucket.reserve();
     const wait = at - this.o.clock.now();
     if (wait > 0) await sleep(this.timers, wait, req.signal);
-    if (verb !== "get" && verb !== "list") this.o.onWrite?.(verb, resource);
+    if (verb !== "get" && verb !== "list") {
+      if (this.o.mayWrite && !this.o.mayWrite()) throw new WriteRefusedError(verb, resource);
+      this.o.onWrite?.(verb, resource);
+    }
     return this.o.transport.request<T>(req);
   }
 

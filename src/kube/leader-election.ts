@@ -92,6 +92,8 @@ export class LeaderElector {
   /** resourceVersion of the lease as we last read or wrote it: lets the leader renew without a GET. */
   private observedResourceVersion: string | undefined;
   private leading = false;
+  /** Decision-clock time until which the lease is surely ours (see holdsLease). */
+  private heldUntil = Number.NEGATIVE_INFINITY;
   private lastLeader: string | undefined;
 
   constructor(private readonly o: LeaderElectionOptions) {
@@ -111,6 +113,19 @@ export class LeaderElector {
 
   isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Whether a write may be sent now: leading, and the last successful renewal started less than
+   * renewDeadline ago, read from the clock at the moment of asking. The renew-deadline timer stops
+   * the leader too, but timers fire in due order: a process that was paused (SIGSTOP, a frozen VM,
+   * a stalled node) wakes with every overdue timer firing at once, and requeues due before the
+   * deadline would start reconciles that write after a standby has taken over. Checked right
+   * before each write, this refuses them; no standby can take over until leaseDuration after that
+   * renewal, so a write that passes the check lands before any other leader starts.
+   */
+  holdsLease(): boolean {
+    return this.leading && this.clock.now() < this.heldUntil;
   }
 
   /**
@@ -137,6 +152,7 @@ export class LeaderElector {
     const stopRenewing = new AbortController();
     let lost = false;
     let lastRenewStart = acquiredAt;
+    this.heldUntil = stopLeadingAt(acquiredAt, this.t.renewDeadlineMs);
     let cancelDeadline: () => void = () => undefined;
     const armDeadline = (): void => {
       cancelDeadline();
@@ -144,6 +160,7 @@ export class LeaderElector {
         () => {
           if (lost) return;
           lost = true;
+          this.heldUntil = Number.NEGATIVE_INFINITY;
           this.log.error(
             { lease: this.leaseName(), identity: this.identity, renewDeadlineMs: this.t.renewDeadlineMs },
             "failed to renew the lease within the renew deadline; stopping",
@@ -181,12 +198,14 @@ export class LeaderElector {
       const ok = await this.tryAcquireOrRenew(stopRenewing.signal, Math.max(1, budget));
       if (ok && !lost) {
         lastRenewStart = start;
+        this.heldUntil = stopLeadingAt(start, this.t.renewDeadlineMs);
         armDeadline();
       }
     }
     cancelDeadline();
     signal.removeEventListener("abort", onShutdown);
     this.leading = false;
+    this.heldUntil = Number.NEGATIVE_INFINITY;
 
     if (lost) {
       // No release: we no longer know that the lease is ours. Do not wait for the callback either;

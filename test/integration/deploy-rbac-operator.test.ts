@@ -96,7 +96,11 @@ describe("the operator running with only deploy/'s least-privilege identity", ()
     ]);
     expect(lease.stdout.length).toBeGreaterThan(0);
     const log = s.operator!.output();
-    expect(log).not.toMatch(/forbidden/i);
-    expect(log).not.toMatch(/HTTP 403/);
+    // Cluster-wide, it also sees other tests' namespaces being deleted: "forbidden ... because it is
+    // being terminated" is the apiserver refusing writes to a dying namespace, not RBAC.
+    const denied = log
+      .split("\n")
+      .filter((l) => /forbidden|HTTP 403/i.test(l) && !/being terminated/.test(l));
+    expect(denied).toEqual([]);
   }, 120_000);
 });
