@@ -67,7 +67,7 @@ export function kubectl(
 
 /** Polls `probe` until it returns a value other than undefined, or fails with `what` at the deadline. */
 export async function eventually<T>(
-  probe: () => Promise<T | undefined>,
+  probe: () => Promise<T | undefined> | T | undefined,
   what: string,
   timeoutMs = 30_000,
   intervalMs = 100,

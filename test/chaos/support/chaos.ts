@@ -13,6 +13,7 @@
  *   scan greps all of it for the client secret, the PFX password, the private key, the access
  *   tokens, the replicas' own API tokens and anything shaped like a JWT.
  */
+import { eventually } from "../../support/kube.js";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -92,29 +93,7 @@ export function kubectlAt(
 }
 
 /** Polls `probe` until it returns something other than undefined; fails with `what` at the deadline. */
-export async function until<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  timeoutMs = 30_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      lastError = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+export const until = eventually;
 
 // ---- histories ---------------------------------------------------------------------------------
 
