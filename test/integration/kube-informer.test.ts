@@ -212,7 +212,11 @@ describe.concurrent("Informer on a real API server", () => {
     // ...the store does not.
     const stored = informer.get(ns, "token-a")!;
     // At most a digest of the data (to notice someone else rewriting it), never the data.
-    expect(Object.keys(stored).filter((k) => k !== "dataDigest").sort()).toEqual(["metadata", "type"]);
+    expect(
+      Object.keys(stored)
+        .filter((k) => k !== "dataDigest")
+        .sort(),
+    ).toEqual(["metadata", "type"]);
     expect(stored.type).toBe("Opaque");
     expect(stored.metadata.labels).toEqual(MANAGED);
     expect(JSON.stringify(stored)).not.toContain("dG9rZW4=");
