@@ -47,8 +47,9 @@ describe("the operator running with only deploy/'s least-privilege identity", ()
     const sa = await serviceAccountKubeconfig(s.kc, operatorNs, OPERATOR_SERVICE_ACCOUNT, join(tmp, "sa"));
     await s.startOperator({
       kubeconfigPath: sa.kubeconfigPath,
-      // Cluster-wide, as deploy/ runs it; the Lease lives in the operator's own namespace.
-      namespaces: [],
+      // With deploy/'s cluster-wide ClusterRole, but watching only this test's namespace: other
+      // test files run their own operators on theirs, and two writers would disturb each other.
+      namespaces: [s.ns],
       args: ["--leader-elect", "--leader-election-namespace", operatorNs],
     });
   }, 180_000);
