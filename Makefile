@@ -80,8 +80,12 @@ control-plane-down: ## stop the local control plane in $(CP_DIR)
 bench-cache: node_modules ## token-cache hit latency vs msal-node (JSON lines)
 	node --expose-gc --import tsx bench/cache/bench-cache.ts
 
+.PHONY: bench-scale
+bench-scale: node_modules build ## operator vs floor at scale on a real control plane (BENCH_N=1000,10000; BENCH_LARGE=1)
+	node --import tsx bench/scale/scale.ts
+
 .PHONY: bench
-bench: bench-cache ## all benchmarks (never part of make test)
+bench: bench-cache bench-scale ## all benchmarks (never part of make test); see bench/README.md
 
 .PHONY: clean
 clean: ## remove build output (the binary cache in ~/.cache/apptoken-operator is kept)

@@ -1,0 +1,93 @@
+/**
+ * The API server's own count of requests (apiserver_request_total from its /metrics, read with
+ * the admin client certificate), so the benchmark counts every write the server served, whoever
+ * sent it, instead of trusting the operator's own counters.
+ */
+import { readFileSync } from "node:fs";
+import { request } from "node:https";
+
+export interface ApiserverAccess {
+  serverUrl: string;
+  caCertPath: string;
+  adminCertPath: string;
+  adminKeyPath: string;
+}
+
+/** "VERB resource[/subresource]" -> count. */
+export type RequestCounts = Map<string, number>;
+
+const MUTATING = new Set(["POST", "CREATE", "PUT", "UPDATE", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"]);
+
+export async function scrapeRequestCounts(a: ApiserverAccess): Promise<RequestCounts> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(
+      `${a.serverUrl}/metrics`,
+      {
+        ca: readFileSync(a.caCertPath),
+        cert: readFileSync(a.adminCertPath),
+        key: readFileSync(a.adminKeyPath),
+        timeout: 30_000,
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () =>
+          res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: HTTP ${res.statusCode}`)),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("/metrics timed out")));
+    req.end();
+  });
+  const counts: RequestCounts = new Map();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
+    const key = `${labels.verb} ${resource}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+export function diffCounts(before: RequestCounts, after: RequestCounts): RequestCounts {
+  const out: RequestCounts = new Map();
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0) out.set(k, d);
+  }
+  return out;
+}
+
+/** Only the writes (create, update, patch, delete), optionally only for some resources. */
+export function writesOf(counts: RequestCounts, resources?: readonly string[]): RequestCounts {
+  const out: RequestCounts = new Map();
+  for (const [k, v] of counts) {
+    const [verb, resource] = k.split(" ") as [string, string];
+    if (!MUTATING.has(verb)) continue;
+    if (resources && !resources.some((r) => resource === r || resource.startsWith(`${r}/`))) continue;
+    out.set(k, v);
+  }
+  return out;
+}
+
+export function total(counts: RequestCounts): number {
+  let n = 0;
+  for (const v of counts.values()) n += v;
+  return n;
+}
+
+/** "CREATE secrets 1000, PATCH apptokenrequests/status 1000" (largest first). */
+export function formatCounts(counts: RequestCounts): string {
+  const rows = [...counts].sort((a, b) => b[1] - a[1]);
+  return rows.length === 0 ? "none" : rows.map(([k, v]) => `${k} ${v}`).join(", ");
+}
+
+export function toObject(counts: RequestCounts): Record<string, number> {
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]));
+}

@@ -1,0 +1,151 @@
+/**
+ * The harness's own Kubernetes client: the operator's KubeTransport (same HTTP stack, keep-alive
+ * connections, plain JSON), plus a bounded-concurrency pool for creating 10^4–10^5 objects fast.
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import { APP_TOKEN_REQUESTS, SECRETS, collectionPath } from "../../src/kube/resources.js";
+import { createKubeTransport, isConflict, type KubeTransport } from "../../src/kube/transport.js";
+import type { KubeList, RawObject } from "../../src/kube/types.js";
+
+export function kubeConfig(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+export function harnessTransport(kc: KubeConfig): KubeTransport {
+  return createKubeTransport(kc, { userAgent: "apptoken-bench", defaultTimeoutMs: 120_000 });
+}
+
+/** Runs `work(i)` for i in [0, n) with at most `concurrency` in flight; resolves with each one's end time. */
+export async function pool(
+  n: number,
+  concurrency: number,
+  work: (i: number) => Promise<void>,
+): Promise<Float64Array> {
+  const doneAt = new Float64Array(n);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < n; i = next++) {
+      await work(i);
+      doneAt[i] = Date.now();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return doneAt;
+}
+
+/** Retries transient failures (the API server under load may time out or answer 429/5xx). */
+export async function withRetry<T>(what: string, fn: () => Promise<T>, attempts = 8): Promise<T> {
+  let delay = 200;
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      const retriable = code === undefined || code === 429 || code >= 500;
+      if (!retriable || i >= attempts) throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(5_000, delay * 2);
+    }
+  }
+}
+
+export async function createNamespace(t: KubeTransport, name: string): Promise<void> {
+  await t
+    .request({
+      method: "POST",
+      path: "/api/v1/namespaces",
+      body: {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name, labels: { "apptoken.io/bench": "true" } },
+      },
+    })
+    .catch((e: unknown) => {
+      if (!isConflict(e)) throw e;
+    });
+}
+
+export async function createSecret(
+  t: KubeTransport,
+  namespace: string,
+  name: string,
+  values: Record<string, string>,
+): Promise<void> {
+  const data = Object.fromEntries(
+    Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+  );
+  await t
+    .request({
+      method: "POST",
+      path: collectionPath(SECRETS, namespace),
+      body: { apiVersion: "v1", kind: "Secret", metadata: { name, namespace }, type: "Opaque", data },
+    })
+    .catch((e: unknown) => {
+      if (!isConflict(e)) throw e;
+    });
+}
+
+export async function createRequest(
+  t: KubeTransport,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<RawObject> {
+  return withRetry(`create ${namespace}/${name}`, () =>
+    t.request<RawObject>({
+      method: "POST",
+      path: collectionPath(APP_TOKEN_REQUESTS, namespace),
+      body: {
+        apiVersion: "apptoken.io/v1alpha1",
+        kind: "AppTokenRequest",
+        metadata: { name, namespace },
+        spec,
+      },
+    }),
+  ).catch(async (e: unknown) => {
+    // A retried create whose first attempt landed: read it back.
+    if (!isConflict((e as { cause?: unknown }).cause)) throw e;
+    return t.request<RawObject>({ path: `${collectionPath(APP_TOKEN_REQUESTS, namespace)}/${name}` });
+  });
+}
+
+/** Deletes every object of a resource in a namespace (one DELETE per namespace), optionally label-selected. */
+export async function deleteCollection(
+  t: KubeTransport,
+  plural: "apptokenrequests" | "secrets" | "events",
+  namespace: string,
+  labelSelector?: string,
+): Promise<void> {
+  const path =
+    plural === "apptokenrequests"
+      ? collectionPath(APP_TOKEN_REQUESTS, namespace)
+      : plural === "secrets"
+        ? collectionPath(SECRETS, namespace)
+        : `/api/v1/namespaces/${namespace}/events`;
+  await withRetry(`delete ${plural} in ${namespace}`, () =>
+    t.request({ method: "DELETE", path, query: { labelSelector }, timeoutMs: 300_000 }),
+  );
+}
+
+/** How many objects a cluster-wide list returns (metadata only, paginated). */
+export async function countObjects(
+  t: KubeTransport,
+  path: string,
+  labelSelector?: string,
+  namespacePrefix = "",
+): Promise<number> {
+  let n = 0;
+  let cont: string | undefined;
+  do {
+    const page = await t.request<KubeList>({
+      path,
+      query: { limit: 5000, continue: cont, labelSelector },
+      accept: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    });
+    for (const item of page.items ?? []) if ((item.metadata.namespace ?? "").startsWith(namespacePrefix)) n++;
+    cont = page.metadata?.continue || undefined;
+  } while (cont);
+  return n;
+}
