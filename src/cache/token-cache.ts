@@ -198,7 +198,10 @@ export class TokenCache {
       case "Call": {
         if (key.slotAt === undefined) {
           const slot = this.limiter.reserve();
-          if (slot > now) {
+          // Against the clock as it is now, not as `acquire` read it: a free slot is "now" by the
+          // limiter's clock, which may have passed a millisecond boundary since (a spurious
+          // RateLimited deferral costs a Pending status write and a second reconcile).
+          if (slot > this.clock.now()) {
             key.slotAt = slot;
             return this.deferred(key, "RateLimited", now);
           }

@@ -195,6 +195,7 @@ export class AppTokenController {
       onUpdate: (oldObj, newObj, { resync }) => {
         const key = objectKey(newObj.metadata.namespace, newObj.metadata.name ?? "");
         if (resync) return this.enqueue(key, "low");
+        this.reconciler.observed(key, newObj);
         const specChanged = oldObj.metadata.generation !== newObj.metadata.generation;
         const forceChanged =
           oldObj.metadata.annotations?.[ANNOTATION.forceRefresh] !==

@@ -85,6 +85,11 @@ interface RequestMemo {
   misses: number;
   /** The last status this process wrote: the informer's copy may lag behind our own write. */
   lastStatus: AppTokenRequestStatus | undefined;
+  /**
+   * The resourceVersion that write produced: once the informer holds it, lastStatus is a copy of the
+   * informer's status and is dropped (about 650 bytes per request, kept 10^5 times otherwise).
+   */
+  writtenRv: string | undefined;
   /** The force-refresh value already acted on (also recorded on the Secret). */
   forceHandled: string | undefined;
 }
@@ -99,8 +104,12 @@ interface Outcome {
 
 export class Reconciler {
   private readonly memos = new Map<string, RequestMemo>();
-  /** keyId -> request keys using it, to fan a new token out to every Secret that shares it. */
-  private readonly keyUsers = new Map<string, Set<string>>();
+  /**
+   * keyId -> request keys using it, to fan a new token out to every Secret that shares it; also the
+   * one copy of the key's id and hash that every request's memo points to (a per-request copy of
+   * both is ~250 bytes, ×10^5).
+   */
+  private readonly keyUsers = new Map<string, { keyId: string; keyHash: string; users: Set<string> }>();
   /** request key -> expiry of the token in its Secret: O(1) soonest-expiry at scrape time. */
   private readonly expiries = new KeyedMinHeap<undefined>();
   /** request key -> when its cache holder may be released (see forget). */
@@ -119,6 +128,18 @@ export class Reconciler {
       throw e;
     } finally {
       this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  /**
+   * The informer now holds `obj`. Once that is the version our last status write produced, the
+   * memo's copy of the status is redundant: drop it and read the informer's from then on.
+   */
+  observed(key: string, obj: RawObject): void {
+    const memo = this.memos.get(key);
+    if (memo?.writtenRv !== undefined && obj.metadata.resourceVersion === memo.writtenRv) {
+      memo.lastStatus = undefined;
+      memo.writtenRv = undefined;
     }
   }
 
@@ -226,11 +247,12 @@ export class Reconciler {
     if (memo.keyId !== keyId) {
       if (memo.keyId !== undefined) this.carryOverOnRotation(memo.keyId, keyId);
       this.unlinkKey(key, memo.keyId);
-      memo.keyId = keyId;
-      memo.keyHash = cacheKeyHash(keyId);
-      let users = this.keyUsers.get(keyId);
-      if (!users) this.keyUsers.set(keyId, (users = new Set()));
-      users.add(key);
+      let shared = this.keyUsers.get(keyId);
+      if (!shared)
+        this.keyUsers.set(keyId, (shared = { keyId, keyHash: cacheKeyHash(keyId), users: new Set() }));
+      shared.users.add(key);
+      memo.keyId = shared.keyId;
+      memo.keyHash = shared.keyHash;
     }
     const keyHash = memo.keyHash!;
     // Scoped by namespace: a Secret planted in another namespace can never seed this request's key.
@@ -371,6 +393,7 @@ export class Reconciler {
         hits: status?.cache?.hits ?? 0,
         misses: status?.cache?.misses ?? 0,
         lastStatus: undefined,
+        writtenRv: undefined,
         forceHandled: undefined,
       };
       this.memos.set(key, memo);
@@ -455,16 +478,16 @@ export class Reconciler {
 
   /** Every other request on this key gets the new token now, not at its own next refresh. */
   private fanOut(keyId: string, except: string): void {
-    const users = this.keyUsers.get(keyId);
-    if (!users) return;
-    for (const k of users) if (k !== except) this.d.enqueue(k, "low");
+    const shared = this.keyUsers.get(keyId);
+    if (!shared) return;
+    for (const k of shared.users) if (k !== except) this.d.enqueue(k, "low");
   }
 
   private unlinkKey(key: string, keyId: string | undefined): void {
     if (keyId === undefined) return;
-    const users = this.keyUsers.get(keyId);
-    users?.delete(key);
-    if (users && users.size === 0) this.keyUsers.delete(keyId);
+    const shared = this.keyUsers.get(keyId);
+    shared?.users.delete(key);
+    if (shared && shared.users.size === 0) this.keyUsers.delete(keyId);
   }
 
   private async writeSecret(
@@ -614,13 +637,18 @@ export class Reconciler {
     if (statusChange(current, desired) === "changed") {
       const ns = obj.metadata.namespace ?? "";
       const name = obj.metadata.name ?? "";
+      let written: RawObject | undefined;
       try {
-        await this.d.api.patchRequestStatus(ns, name, statusPatch(current, desired));
+        written = await this.d.api.patchRequestStatus(ns, name, statusPatch(current, desired));
       } catch (e) {
         if (isNotFound(e)) return; // deleted meanwhile
         throw e;
       }
       memo.lastStatus = desired;
+      memo.writtenRv = written?.metadata?.resourceVersion;
+      // The watch may have delivered our write before the response came back.
+      const cached = this.d.requests.getByKey(reqKey);
+      if (cached) this.observed(reqKey, cached);
       const previousReady = findCondition(current?.conditions, "Ready");
       if (
         o.event &&

@@ -9,7 +9,7 @@
  * (tenant ids — one per customer tenant —, user labels, uids) are not: they would only fill the
  * bounded pool.
  */
-import { MANAGED_BY_LABEL } from "./resources.js";
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./resources.js";
 import type { KubeObject, ObjectMeta, OwnerReference, RawObject } from "./types.js";
 
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
@@ -42,19 +42,42 @@ function withoutLastApplied(m: Record<string, string> | undefined): Record<strin
   return rest;
 }
 
-function projectOwners(refs: OwnerReference[] | undefined): OwnerReference[] | undefined {
+function projectOwners(
+  refs: OwnerReference[] | undefined,
+  objectName: string | undefined,
+): OwnerReference[] | undefined {
   if (!refs || refs.length === 0) return undefined;
-  return refs.map((r) => {
-    const p: OwnerReference = {
-      apiVersion: intern(r.apiVersion),
-      kind: intern(r.kind),
-      name: r.name,
-      uid: r.uid,
-    };
-    if (r.controller !== undefined) p.controller = r.controller;
-    if (r.blockOwnerDeletion !== undefined) p.blockOwnerDeletion = r.blockOwnerDeletion;
-    return p;
-  });
+  // Every field in one literal (absent ones undefined): V8 then keeps them all in the object,
+  // where fields added afterwards would need a separate property array (~40 bytes per Secret).
+  return refs.map((r): OwnerReference => ({
+    apiVersion: intern(r.apiVersion),
+    kind: intern(r.kind),
+    // A target Secret is usually named after its request: one string for both.
+    name: r.name === objectName && objectName !== undefined ? objectName : r.name,
+    uid: r.uid,
+    controller: r.controller,
+    blockOwnerDeletion: r.blockOwnerDeletion,
+  }));
+}
+
+/** The labels nearly every managed Secret has, exactly: one frozen object for all of them. */
+const MANAGED_ONLY: Readonly<Record<string, string>> = Object.freeze({
+  [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+});
+
+function sharedLabels(labels: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!labels || labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) return labels;
+  for (const k in labels) if (k !== MANAGED_BY_LABEL) return labels;
+  return MANAGED_ONLY as Record<string, string>;
+}
+
+/** Annotations whose values few objects do not share (one per template): interned. */
+const SHARED_ANNOTATIONS = ["apptoken.io/template-hash"] as const;
+
+function internAnnotations(a: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!a) return a;
+  for (const k of SHARED_ANNOTATIONS) if (a[k] !== undefined) a[k] = intern(a[k]);
+  return a;
 }
 
 /** The metadata every projection keeps. */
@@ -66,20 +89,17 @@ export interface ProjectedMeta extends ObjectMeta {
 }
 
 function projectMeta(m: ObjectMeta): ProjectedMeta {
-  const p: ProjectedMeta = {
+  // One literal with every field (see projectOwners).
+  return {
     name: m.name ?? "",
     namespace: intern(m.namespace ?? ""),
     uid: m.uid ?? "",
     resourceVersion: m.resourceVersion ?? "",
+    labels: sharedLabels(internManagedBy(m.labels)),
+    annotations: internAnnotations(withoutLastApplied(m.annotations)),
+    ownerReferences: projectOwners(m.ownerReferences, m.name),
+    deletionTimestamp: m.deletionTimestamp || undefined,
   };
-  const labels = internManagedBy(m.labels);
-  if (labels) p.labels = labels;
-  const annotations = withoutLastApplied(m.annotations);
-  if (annotations) p.annotations = annotations;
-  const owners = projectOwners(m.ownerReferences);
-  if (owners) p.ownerReferences = owners;
-  if (m.deletionTimestamp) p.deletionTimestamp = m.deletionTimestamp;
-  return p;
 }
 
 /** A Secret as the managed-Secret informer stores it: no `data`, no `stringData`. */
@@ -92,9 +112,11 @@ export interface SecretProjection extends KubeObject {
 
 /** For the managed-Secret informer (also accepts PartialObjectMetadata, which has no type). */
 export function projectSecret(raw: RawObject): SecretProjection {
-  const p: SecretProjection = { metadata: projectMeta(raw.metadata) };
-  if (typeof raw.type === "string") p.type = intern(raw.type);
-  return p;
+  return {
+    metadata: projectMeta(raw.metadata),
+    type: typeof raw.type === "string" ? intern(raw.type) : undefined,
+    dataDigest: undefined,
+  };
 }
 
 /** Metadata only, for watches whose events are signals rather than state. */
@@ -152,6 +174,39 @@ export function trimAppTokenRequest(raw: RawObject): RawObject {
       const v = s[f];
       if (typeof v === "string") s[f] = intern(v);
     }
+    // Credential Secret names and keys, service accounts: a handful per namespace.
+    const credential = s.credential;
+    if (typeof credential === "object" && credential !== null) {
+      for (const kind of Object.values(credential as Record<string, unknown>)) {
+        if (typeof kind !== "object" || kind === null) continue;
+        internStrings(kind as Record<string, unknown>);
+        const ref = (kind as Record<string, unknown>).secretRef;
+        if (typeof ref === "object" && ref !== null) internStrings(ref as Record<string, unknown>);
+      }
+    }
+  }
+  // Status is mostly the operator's own words: condition types, statuses and reasons, the token's
+  // source, and a Secret named after the request.
+  const status = raw.status;
+  if (typeof status === "object" && status !== null) {
+    const st = status as Record<string, unknown>;
+    if (typeof st.tokenSource === "string") st.tokenSource = intern(st.tokenSource);
+    if (st.secretName === meta.name) st.secretName = meta.name;
+    if (Array.isArray(st.conditions)) {
+      for (const c of st.conditions as unknown[]) {
+        if (typeof c !== "object" || c === null) continue;
+        const cond = c as Record<string, unknown>;
+        for (const f of ["type", "status", "reason"])
+          if (typeof cond[f] === "string") cond[f] = intern(cond[f]);
+      }
+    }
   }
   return raw;
+}
+
+function internStrings(o: Record<string, unknown>): void {
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    if (typeof v === "string") o[k] = intern(v);
+  }
 }

@@ -11,7 +11,12 @@ export class IndexedStore<T extends KubeObject> {
   private readonly objects = new Map<string, T>();
   private readonly byNamespace = new Map<string, Set<string>>();
   private readonly indexFuncs = new Map<string, IndexFunc<T>>();
-  private readonly indices = new Map<string, Map<string, Set<string>>>();
+  /**
+   * Index name -> value -> the keys with that value: one key as a plain string (the usual case, e.g.
+   * each request's own target Secret), a Set only from the second key on. A Set per value would
+   * cost ~200 bytes per object at 10^5 objects for an index whose values are nearly all unique.
+   */
+  private readonly indices = new Map<string, Map<string, string | Set<string>>>();
 
   get size(): number {
     return this.objects.size;
@@ -36,9 +41,9 @@ export class IndexedStore<T extends KubeObject> {
   addIndex(name: string, fn: IndexFunc<T>): void {
     if (this.indexFuncs.has(name)) throw new Error(`index ${name} already exists`);
     this.indexFuncs.set(name, fn);
-    const index = new Map<string, Set<string>>();
+    const index = new Map<string, string | Set<string>>();
     this.indices.set(name, index);
-    for (const [key, obj] of this.objects) for (const v of fn(obj)) addTo(index, v, key);
+    for (const [key, obj] of this.objects) for (const v of fn(obj)) addToIndex(index, v, key);
   }
 
   /** Keys of the objects whose index `name` yields `value`. */
@@ -46,7 +51,7 @@ export class IndexedStore<T extends KubeObject> {
     const index = this.indices.get(name);
     if (!index) throw new Error(`no index named ${name}`);
     const keys = index.get(value);
-    return keys ? [...keys] : [];
+    return keys === undefined ? [] : typeof keys === "string" ? [keys] : [...keys];
   }
 
   set(key: string, obj: T): T | undefined {
@@ -58,8 +63,8 @@ export class IndexedStore<T extends KubeObject> {
       const before = old ? fn(old) : NONE;
       const after = fn(obj);
       if (sameValues(before, after)) continue;
-      for (const v of before) removeFrom(index, v, key);
-      for (const v of after) addTo(index, v, key);
+      for (const v of before) removeFromIndex(index, v, key);
+      for (const v of after) addToIndex(index, v, key);
     }
     return old;
   }
@@ -71,7 +76,7 @@ export class IndexedStore<T extends KubeObject> {
     removeFrom(this.byNamespace, old.metadata.namespace ?? "", key);
     for (const [name, fn] of this.indexFuncs) {
       const index = this.indices.get(name)!;
-      for (const v of fn(old)) removeFrom(index, v, key);
+      for (const v of fn(old)) removeFromIndex(index, v, key);
     }
     return old;
   }
@@ -91,6 +96,25 @@ function removeFrom(m: Map<string, Set<string>>, v: string, key: string): void {
   if (!s) return;
   s.delete(key);
   if (s.size === 0) m.delete(v);
+}
+
+function addToIndex(m: Map<string, string | Set<string>>, v: string, key: string): void {
+  const have = m.get(v);
+  if (have === undefined) m.set(v, key);
+  else if (typeof have !== "string") have.add(key);
+  else if (have !== key) m.set(v, new Set([have, key]));
+}
+
+function removeFromIndex(m: Map<string, string | Set<string>>, v: string, key: string): void {
+  const have = m.get(v);
+  if (have === undefined) return;
+  if (typeof have === "string") {
+    if (have === key) m.delete(v);
+    return;
+  }
+  have.delete(key);
+  if (have.size === 1) m.set(v, have.values().next().value!);
+  else if (have.size === 0) m.delete(v);
 }
 
 function sameValues(a: readonly string[], b: readonly string[]): boolean {

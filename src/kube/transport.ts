@@ -112,9 +112,32 @@ class HttpKubeTransport implements KubeTransport {
 
   async request<T>(req: KubeRequest): Promise<T> {
     const method = req.method ?? "GET";
-    // AbortSignal.timeout only takes whole milliseconds (callers pass remaining budgets).
-    const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(req.timeoutMs ?? this.defaultTimeoutMs)));
-    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    // One controller per request, aborted by the deadline or by the caller's signal, both undone
+    // when the request ends. Not AbortSignal.any([req.signal, timeout]): on Node 20 every call
+    // leaves a WeakRef in the long-lived source signal (the work queue's, shared by every
+    // reconcile) that is never removed, about 70 bytes per API request, forever.
+    const abort = new AbortController();
+    const timeoutMs = Math.max(1, Math.ceil(req.timeoutMs ?? this.defaultTimeoutMs));
+    const timer = setTimeout(
+      () =>
+        abort.abort(
+          new DOMException(`${method} ${req.path}: no answer within ${timeoutMs} ms`, "TimeoutError"),
+        ),
+      timeoutMs,
+    );
+    timer.unref();
+    const onCallerAbort = (): void => abort.abort(req.signal?.reason);
+    if (req.signal?.aborted) onCallerAbort();
+    else req.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    try {
+      return await this.exchange<T>(method, req, abort.signal);
+    } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", onCallerAbort);
+    }
+  }
+
+  private async exchange<T>(method: string, req: KubeRequest, signal: AbortSignal): Promise<T> {
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     const res = await this.open(method, req.path, req.query, {
       accept: req.accept ?? "application/json",

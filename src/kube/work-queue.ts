@@ -11,6 +11,7 @@
  *   due. Low is never starved: after `maxConsecutiveHigh` high items in a row while low work
  *   waits, one low item is handed out.
  */
+import { setMaxListeners } from "node:events";
 import type { Clock } from "../clock.js";
 import { systemClock } from "../clock.js";
 import { KeyedMinHeap } from "./keyed-heap.js";
@@ -146,6 +147,9 @@ export class WorkQueue {
     this.maxConsecutiveHigh = Math.max(1, options.maxConsecutiveHigh ?? 9);
     this.metrics = options.metrics ?? noopMetrics;
     this.onHandlerError = options.onHandlerError ?? (() => undefined);
+    // Every in-flight handler's API and token calls listen on this one signal: more than Node's
+    // default of 10 listeners is the design, not a leak.
+    setMaxListeners(0, this.handlerAbort.signal);
   }
 
   /**
@@ -175,7 +179,7 @@ export class WorkQueue {
     const due = this.clock.now() + delayMs;
     const found = this.delayed.get(key);
     if (found && found.due <= due) {
-      if (priority === "high") found.value = "high";
+      if (priority === "high" && found.value !== "high") this.delayed.set(key, found.due, "high");
       return;
     }
     this.delayed.set(key, due, found?.value === "high" ? "high" : priority);
