@@ -28,6 +28,8 @@ describe("refresh: short-lived tokens are replaced before they expire", () => {
     const req = await s.getRequest("rolling");
     expect(s.ready(req.status)?.status).toBe("True");
     expect(req.status?.cache?.misses).toBeGreaterThanOrEqual(4);
+    // Routine refreshes write the Secret and status only: the one Event is the Secret's creation.
+    expect(await s.events("rolling")).toEqual(["Normal Issued"]);
   }, 100_000);
 });
 
@@ -69,6 +71,15 @@ describe("throttling: 429 with Retry-After is honoured and shown", () => {
     expect(recovered.status?.throttle).toBeUndefined();
     expect(s.decoded(await s.secret("busy"), "access_token")).not.toBe(oldToken);
     expect(s.service.requests({ clientId: SECRET_APP }) - callsBefore).toBe(2);
+    // One Event per change of Ready reason: throttled, then recovered (the API orders Events by
+    // name, and their timestamps are whole seconds: compare as sets).
+    const want = ["Normal Issued", "Normal TokenIssued", "Warning RefreshThrottled"];
+    let events: string[] = [];
+    await eventually(async () => {
+      events = (await s.events("busy")).sort();
+      return events.length >= want.length ? true : undefined;
+    }, "three Events").catch(() => undefined);
+    expect(events).toEqual(want);
   }, 60_000);
 
   it("reports Ready=False Throttled for a request that has no token yet, and recovers", async () => {

@@ -265,6 +265,20 @@ export class Scenario {
     }
   }
 
+  /** "Type Reason" of each Event recorded for request `name`, oldest first (to the second). */
+  async events(name: string): Promise<string[]> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.ns,
+      fieldSelector: `involvedObject.kind=AppTokenRequest,involvedObject.name=${name}`,
+    });
+    return list.items
+      .sort(
+        (a, b) =>
+          (a.metadata.creationTimestamp?.getTime() ?? 0) - (b.metadata.creationTimestamp?.getTime() ?? 0),
+      )
+      .map((e) => `${e.type} ${e.reason}`);
+  }
+
   async secret(name: string): Promise<V1Secret | undefined> {
     return this.core.readNamespacedSecret({ name, namespace: this.ns }).catch(() => undefined);
   }
