@@ -16,6 +16,8 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
+import type { Clock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import type { KubeStatus, WatchEvent, WatchEventType } from "./types.js";
 
 export type QueryValue = string | number | boolean | undefined;
@@ -88,6 +90,19 @@ export const isExpired = (err: unknown): boolean =>
 export interface KubeTransportOptions {
   defaultTimeoutMs?: number;
   userAgent?: string;
+  /**
+   * How long the credentials and TLS material read from the kubeconfig are reused before they are
+   * read again (default 10 s; a 401 reads them again at once). Rotating credentials (projected
+   * service-account tokens, exec plugins, renewed client certificates) are picked up within it.
+   */
+  credentialsTtlMs?: number;
+  clock?: Clock;
+}
+
+/** What every request to the API server carries, read from the kubeconfig. */
+interface Credentials {
+  headers: http.OutgoingHttpHeaders;
+  agent: http.Agent | undefined;
 }
 
 export function createKubeTransport(kc: KubeConfig, options: KubeTransportOptions = {}): KubeTransport {
@@ -101,6 +116,14 @@ class HttpKubeTransport implements KubeTransport {
   private agent: { fingerprint: string; agent: http.Agent } | undefined;
   private readonly defaultTimeoutMs: number;
   private readonly userAgent: string;
+  private readonly credentialsTtlMs: number;
+  private readonly clock: Clock;
+  /**
+   * Read at most once per TTL, not per request: client-node's applyToHTTPSOptions reads or decodes
+   * the CA, certificate and key and builds a new https.Agent on every call, and at hundreds of
+   * writes per second that was a tenth of the operator's CPU.
+   */
+  private credentials: { value: Promise<Credentials>; readAt: number } | undefined;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -108,6 +131,8 @@ class HttpKubeTransport implements KubeTransport {
   ) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
     this.userAgent = options.userAgent ?? "apptoken-operator";
+    this.credentialsTtlMs = options.credentialsTtlMs ?? 10_000;
+    this.clock = options.clock ?? systemClock;
   }
 
   async request<T>(req: KubeRequest): Promise<T> {
@@ -147,6 +172,7 @@ class HttpKubeTransport implements KubeTransport {
     });
     const text = await readBody(res, Number.POSITIVE_INFINITY);
     const code = res.statusCode ?? 0;
+    if (code === 401) this.credentials = undefined;
     if (code < 200 || code >= 300) throw new KubeApiError(method, req.path, code, parseStatus(text));
     if (text.length === 0) return undefined as T;
     try {
@@ -176,6 +202,7 @@ class HttpKubeTransport implements KubeTransport {
     }
     const code = res.statusCode ?? 0;
     if (code !== 200) {
+      if (code === 401) this.credentials = undefined;
       const text = await readBody(res, MAX_ERROR_BODY).catch(() => "");
       throw new KubeApiError("WATCH", req.path, code, parseStatus(text));
     }
@@ -234,19 +261,16 @@ class HttpKubeTransport implements KubeTransport {
     const url = new URL(cluster.server.replace(/\/+$/, "") + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
 
-    const opts: https.RequestOptions = {};
-    // Re-applied per request: exec plugins and projected service-account tokens rotate.
-    await this.kc.applyToHTTPSOptions(opts);
+    const credentials = await this.currentCredentials(url.protocol, Boolean(cluster.proxyUrl));
     const headers: http.OutgoingHttpHeaders = {
-      ...(opts.headers as http.OutgoingHttpHeaders | undefined),
+      ...credentials.headers,
       accept: o.accept,
       "user-agent": this.userAgent,
     };
-    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
     if (o.contentType) headers["content-type"] = o.contentType;
     if (o.body !== undefined) headers["content-length"] = Buffer.byteLength(o.body);
 
-    const agent = cluster.proxyUrl ? opts.agent : this.keepAliveAgent(url.protocol, opts);
+    const agent = credentials.agent;
     const send = url.protocol === "http:" ? http.request : https.request;
     return new Promise((resolve, reject) => {
       const req = send(url, { method, headers, agent, signal: o.signal }, resolve);
@@ -258,6 +282,29 @@ class HttpKubeTransport implements KubeTransport {
       }
       req.end(o.body);
     });
+  }
+
+  private currentCredentials(protocol: string, proxied: boolean): Promise<Credentials> {
+    const now = this.clock.now();
+    const cached = this.credentials;
+    if (cached && now - cached.readAt < this.credentialsTtlMs) return cached.value;
+    const value = this.readCredentials(protocol, proxied);
+    this.credentials = { value, readAt: now };
+    // A failed read (say, an exec plugin that failed) is not kept: the next request tries again.
+    value.catch(() => {
+      if (this.credentials?.value === value) this.credentials = undefined;
+    });
+    return value;
+  }
+
+  private async readCredentials(protocol: string, proxied: boolean): Promise<Credentials> {
+    const opts: https.RequestOptions = {};
+    await this.kc.applyToHTTPSOptions(opts);
+    const headers: http.OutgoingHttpHeaders = { ...(opts.headers as http.OutgoingHttpHeaders | undefined) };
+    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    // Behind a proxy, client-node's proxy agent is the way out; it is kept for the TTL too.
+    const agent = proxied ? (opts.agent as http.Agent | undefined) : this.keepAliveAgent(protocol, opts);
+    return { headers, agent };
   }
 
   private keepAliveAgent(protocol: string, opts: https.RequestOptions): http.Agent {
