@@ -18,7 +18,7 @@ install: node_modules ## install npm dependencies and find/build the control-pla
 	bash hack/binaries.sh >/dev/null
 
 .PHONY: build
-build: node_modules ## compile src/ to dist/
+build: node_modules ## typecheck src/ and bundle it with its dependencies into dist/main.js
 	$(NPM) run build
 
 .PHONY: typecheck

@@ -3,7 +3,9 @@
  * field name under which a token, secret, assertion or key could travel, at any depth we log.
  * The first line of defence is still not to log such values at all.
  */
+import { createRequire } from "node:module";
 import { pino, type Logger } from "pino";
+import type PinoPretty from "pino-pretty";
 
 export type { Logger };
 
@@ -47,18 +49,22 @@ export function createLogger(opts: LoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (pretty && !opts.destination) {
-    try {
-      // pino-pretty is a devDependency: present for `make dev`, absent from the production image.
-      return pino({
-        ...base,
-        transport: {
-          target: "pino-pretty",
-          options: { translateTime: "SYS:HH:MM:ss", ignore: "pid,hostname,name" },
-        },
-      });
-    } catch {
-      /* fall back to JSON */
-    }
+    const prettyStream = loadPrettyPrinter();
+    if (prettyStream) return pino(base, prettyStream);
   }
   return opts.destination ? pino(base, opts.destination as pino.DestinationStream) : pino(base);
+}
+
+/**
+ * pino-pretty in this process, as a plain destination stream, when it is installed (a
+ * devDependency: there for `make dev`, not in the image). Not a pino transport: those start a
+ * worker thread from a file inside pino's package, which the bundled dist/main.js does not have.
+ */
+function loadPrettyPrinter(): pino.DestinationStream | undefined {
+  try {
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
+    return pretty({ translateTime: "SYS:HH:MM:ss", ignore: "pid,hostname,name", sync: true });
+  } catch {
+    return undefined; // not installed: JSON
+  }
 }

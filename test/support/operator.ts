@@ -1,6 +1,7 @@
 /**
- * Runs the real operator as a separate process (node + tsx on src/main.ts) against the test
- * control plane, the way a user runs it: flags, a kubeconfig, stdout JSON logs.
+ * Runs the real operator as a separate process (node + tsx on src/main.ts, or node on a built
+ * bundle such as dist/main.js) against the test control plane, the way a user runs it: flags, a
+ * kubeconfig, stdout JSON logs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
@@ -32,15 +33,20 @@ export interface StartOperatorOptions {
   args?: string[];
   env?: Record<string, string>;
   logLevel?: string;
+  /**
+   * A built JavaScript entry point (e.g. a bundled dist/main.js) to run with plain `node`, as the
+   * image does; default: `node --import tsx src/main.ts`.
+   */
+  entry?: string;
+  /** The operator's working directory; default the repository root. */
+  cwd?: string;
 }
 
 export async function startOperator(o: StartOperatorOptions): Promise<OperatorProcess> {
   const metricsPort = await freePort();
   const healthPort = await freePort();
   const args = [
-    "--import",
-    "tsx",
-    join(ROOT, "src/main.ts"),
+    ...(o.entry ? [resolve(ROOT, o.entry)] : ["--import", "tsx", join(ROOT, "src/main.ts")]),
     "--kubeconfig",
     o.kubeconfigPath,
     "--metrics-bind-address",
@@ -56,7 +62,7 @@ export async function startOperator(o: StartOperatorOptions): Promise<OperatorPr
     ...(o.args ?? []),
   ];
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd: o.cwd ?? ROOT,
     env: { ...process.env, KUBECONFIG: "", ...o.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,9 +1,10 @@
 /**
  * The Dockerfile cannot be built here (no Docker engine), so it is parsed and held to the rules
  * the image must keep: multi-stage; the runtime stage distroless (no shell, so no RUN), non-root
- * numeric USER, production dependencies only, compiled JS, exec-form CMD, no init process, OCI
- * labels; nothing fetched with ADD; no secrets in ENV/ARG; and a build context (.dockerignore)
- * that admits exactly what the COPYs need. (hadolint would be a second opinion, but Debian has no
+ * numeric USER, only package.json and dist/ (the bundle built by `npm run build`, which holds every
+ * runtime dependency) and no node_modules, exec-form CMD, no init process, OCI labels; nothing
+ * fetched with ADD; no secrets in ENV/ARG; and a build context (.dockerignore) that admits exactly
+ * what the COPYs need. (hadolint would be a second opinion, but Debian has no
  * package for it and nothing may be skipped here.)
  */
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
@@ -184,7 +185,9 @@ const df = parseDockerfile(read("Dockerfile"));
 const final = df.stages.at(-1)!;
 const stageNamed = (name: string) => df.stages.find((s) => s.name === name);
 const pkg = JSON.parse(read("package.json")) as {
+  type: string;
   bin: Record<string, string>;
+  scripts: Record<string, string>;
   license: string;
   engines: { node: string };
 };
@@ -261,26 +264,40 @@ describe("Dockerfile", () => {
       expect(`${i.keyword} ${i.args}`).not.toMatch(/\b(npm|yarn|pnpm|apt-get|apk)\b/);
   });
 
-  it("installs from the lockfile, compiles, and prunes dev dependencies before the runtime stage copies them", () => {
-    const fromStages = new Map(
-      copies(final)
-        .filter((c) => c.from)
-        .map((c) => [c.sources[0]!, c.from!]),
-    );
-    // package.json too: it says "type": "module", without which Node would not load dist/ as ESM.
-    for (const path of ["/app/node_modules", "/app/dist", "/app/package.json"]) {
-      expect(fromStages.has(path), `runtime stage copies ${path}`).toBe(true);
-    }
-    const build = stageNamed(fromStages.get("/app/node_modules")!)!;
-    expect(fromStages.get("/app/dist")).toBe(build.name);
-    const buildRuns = runs(build).join(" && ");
-    expect(buildRuns).toMatch(/npm run build/);
-    expect(buildRuns).toMatch(/npm prune --omit=dev|npm ci --omit=dev/);
+  it("installs from the lockfile with npm ci and builds with npm run build, which bundles with hack/build/bundle.ts", () => {
     // The dependencies come from `npm ci` (the lockfile, exactly), never `npm install`.
     const all = df.stages.flatMap(runs).join("\n");
     expect(all).toMatch(/\bnpm ci\b/);
     expect(all).not.toMatch(/\bnpm (install|i)\b/);
-    expect(JSON.parse(read("tsconfig.build.json")).compilerOptions.outDir).toBe("dist");
+    const build = stageNamed("build")!;
+    expect(build).toBeDefined();
+    expect(runs(build).join(" && ")).toMatch(/\bnpm run build\b/);
+    // The build script typechecks and bundles; the bundler's default output is the bin (and CMD).
+    expect(pkg.scripts.build).toMatch(/\bhack\/build\/bundle\.ts\b/);
+    expect(read("hack/build/bundle.ts")).toContain(`"${pkg.bin["apptoken-operator"]}"`);
+    // ...and the build stage has the bundler (the rest of the build context is checked below).
+    const copied = copies(build)
+      .filter((c) => !c.from)
+      .flatMap((c) => c.sources);
+    expect(
+      copied.some((src) => src === "hack/build/bundle.ts" || "hack/build/bundle.ts".startsWith(`${src}/`)),
+    ).toBe(true);
+  });
+
+  it("the runtime stage copies only package.json and dist from the build stage, and no node_modules", () => {
+    const fromStage = copies(final).filter((c) => c.from);
+    expect(fromStage.map((c) => [c.from, ...c.sources])).toEqual([
+      ["build", "/app/package.json"],
+      ["build", "/app/dist"],
+    ]);
+    // package.json for its "type": "module", without which Node would not load dist/main.js as ESM.
+    expect(pkg.type).toBe("module");
+    // Everything the operator runs is in the bundle: no node_modules, from any stage or the context.
+    for (const c of copies(final)) {
+      expect([...c.sources, c.dest].join(" "), "COPY of node_modules into the runtime stage").not.toMatch(
+        /node_modules/,
+      );
+    }
   });
 
   it("starts node on the compiled entry point, exec form, without tini or a shell", () => {
@@ -407,10 +424,13 @@ function violations(text: string): string[] {
     }
     if (runs(s).some((r) => /\bnpm (install|i)\b/.test(r))) out.push("npm install (not npm ci)");
   }
-  const fromBuild = copies(last).find((c) => c.sources.includes("/app/node_modules"))?.from;
+  const fromBuild = copies(last).find((c) => c.sources.includes("/app/dist"))?.from;
   const build = d.stages.find((s) => s.name === fromBuild);
-  if (!build || !runs(build).some((r) => /npm prune --omit=dev|npm ci --omit=dev/.test(r))) {
-    out.push("node_modules not pruned to production dependencies");
+  if (!build || !runs(build).some((r) => /\bnpm run build\b/.test(r))) {
+    out.push("dist not built with npm run build");
+  }
+  if (copies(last).some((c) => [...c.sources, c.dest].some((p) => /node_modules/.test(p)))) {
+    out.push("node_modules in the runtime stage");
   }
   if (/tini|dumb-init/i.test(text)) out.push("an init process");
   const labels = Object.assign(
@@ -444,7 +464,18 @@ describe("the rules, each shown to fire", () => {
       /RUN in the runtime stage/,
     ],
     ["shell-form CMD", 'CMD ["dist/main.js"]', "CMD node dist/main.js", /CMD in shell form/],
-    ["dev dependencies", " && npm prune --omit=dev", "", /not pruned/],
+    [
+      "node_modules in the runtime stage",
+      "COPY --from=build /app/dist ./dist",
+      "COPY --from=build /app/node_modules ./node_modules\nCOPY --from=build /app/dist ./dist",
+      /node_modules in the runtime stage/,
+    ],
+    [
+      "a build without the bundler",
+      "RUN npm run build",
+      "RUN npx tsc -p tsconfig.json",
+      /not built with npm run build/,
+    ],
     ["npm install", "RUN --mount=type=cache,target=/root/.npm npm ci", "RUN npm install", /npm install/],
     ["tini", 'CMD ["dist/main.js"]', 'ENTRYPOINT ["/tini", "--"]\nCMD ["dist/main.js"]', /init process/],
     [
