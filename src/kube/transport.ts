@@ -170,7 +170,16 @@ class HttpKubeTransport implements KubeTransport {
       body,
       signal,
     });
-    const text = await readBody(res, Number.POSITIVE_INFINITY);
+    let text: string;
+    try {
+      text = await readBody(res, Number.POSITIVE_INFINITY);
+    } catch (err) {
+      // Cut off mid-body: by our deadline or the caller (say which), or by the connection.
+      const why: unknown = signal.aborted ? signal.reason : err;
+      const detail = why instanceof Error ? why.message : String(why);
+      const where = `${method} ${req.path}`;
+      throw new Error(detail.startsWith(where) ? detail : `${where}: ${detail}`, { cause: why });
+    }
     const code = res.statusCode ?? 0;
     if (code === 401) this.credentials = undefined;
     if (code < 200 || code >= 300) throw new KubeApiError(method, req.path, code, parseStatus(text));
@@ -332,15 +341,19 @@ class HttpKubeTransport implements KubeTransport {
   }
 }
 
+/**
+ * The body as a string, decoded chunk by chunk into V8 strings rather than concatenated into one
+ * Buffer first: a list page of 500 Secrets is megabytes, and such large Buffers come from malloc,
+ * whose freed arenas the process keeps (RSS grew with every re-list); V8 returns its string pages.
+ */
 function readBody(res: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on("data", (c: Buffer) => {
-      if (size < limit) chunks.push(c);
-      size += c.length;
+    let text = "";
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => {
+      if (text.length < limit) text += chunk;
     });
-    res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    res.on("end", () => resolve(text));
     res.on("error", reject);
     res.on("aborted", () => reject(new Error("response aborted")));
   });
