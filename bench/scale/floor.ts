@@ -15,8 +15,8 @@ import type { AppTokenRequest } from "../../src/api/types.js";
 import { cacheKeyHash } from "../../src/cache/cache-key.js";
 import { refreshSchedule } from "../../src/cache/refresh-schedule.js";
 import { systemClock } from "../../src/clock.js";
-import { desiredStatus, statusPatch } from "../../src/controller/status.js";
-import { iso, targetSecretFor } from "../../src/controller/target-secret.js";
+import { TOKEN_ISSUED_MESSAGE, desiredStatus, statusPatch } from "../../src/controller/status.js";
+import { targetSecretFor } from "../../src/controller/target-secret.js";
 import { KubeApiClient } from "../../src/kube/api-client.js";
 import type { KubeTransport } from "../../src/kube/transport.js";
 import type { RawObject } from "../../src/kube/types.js";
@@ -69,7 +69,7 @@ export async function runFloor(o: {
       ready: {
         status: "True",
         reason: "TokenIssued",
-        message: `the Secret holds a token valid until ${iso(expiresAt)}, from the cache; next refresh at ${iso(refreshAt)}`,
+        message: TOKEN_ISSUED_MESSAGE.Cache,
       },
       hits: 1,
       misses: 0,

@@ -16,7 +16,7 @@ import type { Informer } from "../kube/informer.js";
 import type { KubeLogger } from "../kube/log.js";
 import { objectKey, splitObjectKey } from "../kube/object-key.js";
 import { createAppTokenRequestInformer, createManagedSecretInformer } from "../kube/operator-informers.js";
-import { projectSecret, type SecretProjection } from "../kube/projections.js";
+import { intern, projectSecret, trimAppTokenRequest, type SecretProjection } from "../kube/projections.js";
 import {
   CREDENTIAL_SECRET_INDEX,
   controllerOwnerKey,
@@ -28,6 +28,7 @@ import { WorkQueue, type Priority } from "../kube/work-queue.js";
 import type { Metrics } from "../observability/metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
 import { Reconciler } from "./reconcile.js";
+import { shareStatusMessages, shareTokenTimes } from "./status.js";
 import { ANNOTATION, secretDataDigest } from "./target-secret.js";
 
 export interface ControllerOptions {
@@ -60,7 +61,21 @@ export class AppTokenController {
   constructor(private readonly o: ControllerOptions) {
     const kubeLog = kubeLogger(o.log);
     const namespaces = o.namespaces.length ? o.namespaces : undefined;
-    this.requests = createAppTokenRequestInformer({ transport: o.transport, namespaces, log: kubeLog });
+    this.requests = createAppTokenRequestInformer({
+      transport: o.transport,
+      namespaces,
+      log: kubeLog,
+      transform: (raw) => {
+        const trimmed = trimAppTokenRequest(raw);
+        shareStatusMessages(trimmed.status);
+        const secretName = (trimmed.status as { secretName?: unknown } | undefined)?.secretName;
+        if (typeof secretName === "string") {
+          const secret = this.managedSecrets.get(trimmed.metadata.namespace ?? "", secretName);
+          shareTokenTimes(trimmed.status, secret?.metadata.annotations, "status");
+        }
+        return trimmed;
+      },
+    });
     this.managedSecrets = createManagedSecretInformer({
       transport: o.transport,
       namespaces,
@@ -73,6 +88,17 @@ export class AppTokenController {
         }
         const projection = projectSecret(raw);
         if (raw.data !== undefined) projection.dataDigest = secretDataDigest(raw.data);
+        const annotations = projection.metadata.annotations;
+        // One copy per cache key (shared by every request on it), not one per Secret.
+        const keyHash = annotations?.[ANNOTATION.cacheKeyHash];
+        if (annotations && keyHash !== undefined) annotations[ANNOTATION.cacheKeyHash] = intern(keyHash);
+        const ownerKey = controllerOwnerKey(projection);
+        const request = ownerKey === undefined ? undefined : this.requests.getByKey(ownerKey);
+        if (request) {
+          shareTokenTimes(request.status, annotations, "annotations");
+          const ref = projection.metadata.ownerReferences?.find((r) => r.uid === request.metadata.uid);
+          if (ref) ref.uid = request.metadata.uid ?? ref.uid;
+        }
         return projection;
       },
     });
@@ -188,12 +214,10 @@ export class AppTokenController {
 
   private registerHandlers(): void {
     this.requests.addEventHandler({
-      onAdd: (obj, { initialList }) => {
-        const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+      onAdd: (obj, { initialList, key }) => {
         this.enqueue(key, initialList && !this.neverSynced(obj) ? "low" : "high");
       },
-      onUpdate: (oldObj, newObj, { resync }) => {
-        const key = objectKey(newObj.metadata.namespace, newObj.metadata.name ?? "");
+      onUpdate: (oldObj, newObj, { resync, key }) => {
         if (resync) return this.enqueue(key, "low");
         this.reconciler.observed(key, newObj);
         const specChanged = oldObj.metadata.generation !== newObj.metadata.generation;
@@ -204,8 +228,7 @@ export class AppTokenController {
         if (specChanged || forceChanged || oldObj.metadata.uid !== newObj.metadata.uid)
           this.enqueue(key, "high");
       },
-      onDelete: (obj) => {
-        const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+      onDelete: (obj, { key }) => {
         this.queue.forget(key);
         this.reconciler.forget(key);
         // A credential nobody references any more leaves memory (its data is a secret).

@@ -27,7 +27,7 @@ import type { EventRecorder, EventType } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import { KeyedMinHeap } from "../kube/keyed-heap.js";
 import { objectKey } from "../kube/object-key.js";
-import type { SecretProjection } from "../kube/projections.js";
+import { intern, type SecretProjection } from "../kube/projections.js";
 import { TARGET_SECRET_INDEX } from "../kube/request-indexes.js";
 import { KubeApiError, isConflict, isNotFound } from "../kube/transport.js";
 import type { RawObject } from "../kube/types.js";
@@ -36,7 +36,13 @@ import type { Metrics } from "../observability/metrics.js";
 import type { CredentialResolver } from "./credential-resolver.js";
 import { findCondition } from "./conditions.js";
 import { forceHandledBy, forceToRecord, mustForce } from "./force-refresh.js";
-import { desiredStatus, statusChange, statusPatch, type ReadyVerdict } from "./status.js";
+import {
+  TOKEN_ISSUED_MESSAGE,
+  desiredStatus,
+  statusChange,
+  statusPatch,
+  type ReadyVerdict,
+} from "./status.js";
 import {
   ANNOTATION,
   controllerOf,
@@ -185,7 +191,7 @@ export class Reconciler {
     const parsed = parseAppTokenRequestSpec(obj.spec);
     if (!parsed.ok) {
       const message = parsed.issues.map((i) => `${i.path}: ${i.message}`).join("; ");
-      return this.finish(obj, memo, undefined, {
+      return this.finish(key, obj, memo, undefined, {
         ready: { status: "False", reason: "InvalidSpec", message: message.slice(0, 2000) },
         event: { type: "Warning", reason: "InvalidSpec", message: message.slice(0, 500) },
       });
@@ -198,7 +204,7 @@ export class Reconciler {
         checkTemplate(req.spec.target.template.data);
       } catch (e) {
         if (!(e instanceof TemplateError)) throw e;
-        return this.finish(obj, memo, secretName, {
+        return this.finish(key, obj, memo, secretName, {
           ready: { status: "False", reason: "InvalidSpec", message: e.message },
         });
       }
@@ -206,14 +212,14 @@ export class Reconciler {
 
     const predecessor = this.predecessorSecret(req, secretName);
     if (predecessor) {
-      return this.finish(obj, memo, secretName, {
+      return this.finish(key, obj, memo, secretName, {
         ready: { status: "False", reason: "Pending", message: predecessor },
         requeueAfterMs: 5_000,
       });
     }
     const conflict = this.targetConflict(key, req, secretName);
     if (conflict) {
-      return this.finish(obj, memo, secretName, {
+      return this.finish(key, obj, memo, secretName, {
         ready: { status: "False", reason: "SecretConflict", message: conflict },
         event: { type: "Warning", reason: "SecretConflict", message: conflict },
         requeueAfterMs: SLOW_RETRY_MS,
@@ -230,7 +236,7 @@ export class Reconciler {
       );
     } catch (e) {
       if (!isTokenAcquisitionError(e) || e.kind === "Transient") throw e;
-      return this.finish(obj, memo, secretName, {
+      return this.finish(key, obj, memo, secretName, {
         ready: { status: "False", reason: e.reason, message: e.message },
         event: { type: "Warning", reason: e.reason, message: e.message },
         requeueAfterMs: SLOW_RETRY_MS,
@@ -249,7 +255,10 @@ export class Reconciler {
       this.unlinkKey(key, memo.keyId);
       let shared = this.keyUsers.get(keyId);
       if (!shared)
-        this.keyUsers.set(keyId, (shared = { keyId, keyHash: cacheKeyHash(keyId), users: new Set() }));
+        this.keyUsers.set(
+          keyId,
+          (shared = { keyId, keyHash: intern(cacheKeyHash(keyId)), users: new Set() }),
+        );
       shared.users.add(key);
       memo.keyId = shared.keyId;
       memo.keyHash = shared.keyHash;
@@ -285,7 +294,7 @@ export class Reconciler {
     if (result.outcome === "Fetched" && result.token) this.fanOut(keyId, key);
 
     const token = result.token;
-    if (!token) return this.finish(obj, memo, secretName, this.noTokenOutcome(result, now));
+    if (!token) return this.finish(key, obj, memo, secretName, this.noTokenOutcome(result, now));
 
     const forceDone = forceHandledBy(force, result.outcome);
     if (forceDone) memo.forceHandled = forceFacts.wanted;
@@ -297,7 +306,7 @@ export class Reconciler {
       return { created: false, conflict: rejected };
     });
     if (write.conflict) {
-      return this.finish(obj, memo, secretName, {
+      return this.finish(key, obj, memo, secretName, {
         ready: { status: "False", reason: write.conflict.reason, message: write.conflict.message },
         event: { type: "Warning", reason: write.conflict.reason, message: write.conflict.message },
         requeueAfterMs: SLOW_RETRY_MS,
@@ -312,7 +321,7 @@ export class Reconciler {
         : "Cache"
       : (memo.lastStatus?.tokenSource ?? req.status?.tokenSource ?? result.source ?? "Cache");
 
-    const ready = this.readyWithToken(result, token.expiresAt, token.refreshAt, source);
+    const ready = this.readyWithToken(result, token.expiresAt, source);
     // Recorded by finish only for a new Secret or a change of Ready reason (a recovery, a failing
     // refresh): never for a routine refresh, which status.lastRefreshTime and the metrics show. An
     // Event per refresh would be a third write per refresh (10^5 requests: ~55 Events/s).
@@ -327,7 +336,7 @@ export class Reconciler {
             }
           : { type: "Normal", reason: ready.reason, message: ready.message };
 
-    return this.finish(obj, memo, secretName, {
+    return this.finish(key, obj, memo, secretName, {
       ready,
       token: { expiresAt: token.expiresAt, refreshAt: token.refreshAt, issuedAt: token.issuedAt, source },
       acquire: result,
@@ -578,12 +587,7 @@ export class Reconciler {
     };
   }
 
-  private readyWithToken(
-    result: AcquireResult,
-    expiresAt: number,
-    refreshAt: number,
-    source: TokenSource,
-  ): ReadyVerdict {
+  private readyWithToken(result: AcquireResult, expiresAt: number, source: TokenSource): ReadyVerdict {
     const err = result.error;
     const validity = `the Secret holds a token valid until ${iso(expiresAt)}`;
     if (err && result.throttle.state === "Throttled") {
@@ -601,21 +605,17 @@ export class Reconciler {
         message: `refresh failed: ${err.message}; ${validity}`,
       };
     }
-    return {
-      status: "True",
-      reason: "TokenIssued",
-      message: `${validity}, from ${source === "Cache" ? "the cache" : "the identity provider"}; next refresh at ${iso(refreshAt)}`,
-    };
+    return { status: "True", reason: "TokenIssued", message: TOKEN_ISSUED_MESSAGE[source] };
   }
 
   private async finish(
+    reqKey: string,
     obj: RawObject,
     memo: RequestMemo,
     secretName: string | undefined,
     o: Outcome,
   ): Promise<HandlerResult> {
     const now = this.d.clock.now();
-    const reqKey = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
     if (o.token) this.expiries.set(reqKey, o.token.expiresAt, undefined);
     const current = memo.lastStatus ?? (obj as { status?: AppTokenRequestStatus }).status;
     const desired = desiredStatus({

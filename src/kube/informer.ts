@@ -20,15 +20,19 @@ import { collectionPath, type ResourceRef } from "./resources.js";
 import { IndexedStore, type IndexFunc } from "./store.js";
 import { systemTimers, type CancelTimer, type TimerScheduler } from "./timers.js";
 import type { KubeTransport } from "./transport.js";
-import type { KubeObject, RawObject } from "./types.js";
+import type { KubeObject, ObjectMeta, RawObject } from "./types.js";
 
+/**
+ * Handlers get the object's store key ("namespace/name") in `ctx.key`: keeping that string, rather
+ * than building an equal one, means one copy per object however many maps hold it.
+ */
 export interface InformerHandlers<T> {
   /** `initialList` is true for objects delivered by the first list (controller-runtime's IsInInitialList). */
-  onAdd?(obj: T, ctx: { initialList: boolean }): void;
+  onAdd?(obj: T, ctx: { initialList: boolean; key: string }): void;
   /** `resync` is true for the periodic re-delivery, where `oldObj === newObj`. */
-  onUpdate?(oldObj: T, newObj: T, ctx: { resync: boolean }): void;
+  onUpdate?(oldObj: T, newObj: T, ctx: { resync: boolean; key: string }): void;
   /** `finalStateUnknown`: the delete was inferred from a re-list and `obj` is the last state seen. */
-  onDelete?(obj: T, ctx: { finalStateUnknown: boolean }): void;
+  onDelete?(obj: T, ctx: { finalStateUnknown: boolean; key: string }): void;
 }
 
 export interface InformerOptions<T extends KubeObject> {
@@ -82,7 +86,8 @@ export class Informer<T extends KubeObject> {
   addEventHandler(handlers: InformerHandlers<T>): void {
     this.handlers.push(handlers);
     if (handlers.onAdd)
-      for (const obj of this.store.values()) this.call(() => handlers.onAdd!(obj, { initialList: true }));
+      for (const [key, obj] of this.store.entries())
+        this.call(() => handlers.onAdd!(obj, { initialList: true, key }));
   }
 
   /** Adds a secondary index; query it with `byIndex`/`indexKeys`. */
@@ -258,12 +263,13 @@ export class Informer<T extends KubeObject> {
     const rv = obj.metadata.resourceVersion;
     // A re-list re-delivers unchanged objects: same resourceVersion means no event.
     if (old && rv !== undefined && old.metadata.resourceVersion === rv) return;
+    if (old) keepIdentityStrings(old.metadata, obj.metadata);
     this.store.set(key, obj);
     if (!old) {
-      for (const h of this.handlers) if (h.onAdd) this.call(() => h.onAdd!(obj, { initialList }));
+      for (const h of this.handlers) if (h.onAdd) this.call(() => h.onAdd!(obj, { initialList, key }));
     } else {
       for (const h of this.handlers)
-        if (h.onUpdate) this.call(() => h.onUpdate!(old, obj, { resync: false }));
+        if (h.onUpdate) this.call(() => h.onUpdate!(old, obj, { resync: false, key }));
     }
   }
 
@@ -271,7 +277,8 @@ export class Informer<T extends KubeObject> {
     const old = this.store.delete(key);
     if (!old) return;
     const obj = finalObj ?? old;
-    for (const h of this.handlers) if (h.onDelete) this.call(() => h.onDelete!(obj, { finalStateUnknown }));
+    for (const h of this.handlers)
+      if (h.onDelete) this.call(() => h.onDelete!(obj, { finalStateUnknown, key }));
   }
 
   private call(fn: () => void): void {
@@ -296,9 +303,23 @@ export class Informer<T extends KubeObject> {
     for (let i = 0; i < keys.length; i++) {
       if (this.abort?.signal.aborted) return;
       if (i > 0 && i % RESYNC_CHUNK === 0) await new Promise((r) => setImmediate(r));
-      const obj = this.store.get(keys[i]!);
+      const key = keys[i]!;
+      const obj = this.store.get(key);
       if (!obj) continue;
-      for (const h of this.handlers) if (h.onUpdate) this.call(() => h.onUpdate!(obj, obj, { resync: true }));
+      for (const h of this.handlers)
+        if (h.onUpdate) this.call(() => h.onUpdate!(obj, obj, { resync: true, key }));
     }
   }
+}
+
+/**
+ * An update is decoded into new strings; where the name, uid and creation time are unchanged, the
+ * new object takes the old one's. Whatever kept the old ones (owner references in other caches,
+ * per-request memos) then shares a single copy for the object's whole life, instead of holding on
+ * to one more copy from every version it saw.
+ */
+function keepIdentityStrings(old: ObjectMeta, next: ObjectMeta): void {
+  if (next.name === old.name) next.name = old.name;
+  if (next.uid === old.uid) next.uid = old.uid;
+  if (next.creationTimestamp === old.creationTimestamp) next.creationTimestamp = old.creationTimestamp;
 }

@@ -30,10 +30,14 @@ export function credentialSecretKeys(obj: KubeObject): readonly string[] {
   return out;
 }
 
-/** spec.target.name, defaulting to metadata.name. */
-export function targetSecretKeys(obj: KubeObject): readonly string[] {
+/**
+ * spec.target.name, defaulting to metadata.name. A Secret named after its request has the
+ * request's own store key as its index value: `key`, one string for both.
+ */
+export function targetSecretKeys(obj: KubeObject, key?: string): readonly string[] {
   const name = nonEmptyString(field(field(field(obj, "spec"), "target"), "name")) ?? obj.metadata.name;
-  return name ? [objectKey(obj.metadata.namespace, name)] : [];
+  if (!name) return [];
+  return [name === obj.metadata.name && key !== undefined ? key : objectKey(obj.metadata.namespace, name)];
 }
 
 /** The "ns/name" of the object's controlling owner of `kind`, e.g. the request a managed Secret belongs to. */

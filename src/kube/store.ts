@@ -1,7 +1,8 @@
 import type { KubeObject } from "./types.js";
 
 /** Index values for one object, e.g. the "ns/name" of the Secret a request reads its credential from. */
-export type IndexFunc<T> = (obj: T) => readonly string[];
+/** `key` is the store's key for `obj`: returning it (not an equal new string) shares one copy. */
+export type IndexFunc<T> = (obj: T, key: string) => readonly string[];
 
 /**
  * The informer's cache: objects by "namespace/name", a per-namespace key set (re-lists diff one
@@ -34,6 +35,10 @@ export class IndexedStore<T extends KubeObject> {
     return this.objects.values();
   }
 
+  entries(): IterableIterator<[string, T]> {
+    return this.objects.entries();
+  }
+
   keysInNamespace(namespace: string): ReadonlySet<string> {
     return this.byNamespace.get(namespace) ?? EMPTY;
   }
@@ -43,7 +48,7 @@ export class IndexedStore<T extends KubeObject> {
     this.indexFuncs.set(name, fn);
     const index = new Map<string, string | Set<string>>();
     this.indices.set(name, index);
-    for (const [key, obj] of this.objects) for (const v of fn(obj)) addToIndex(index, v, key);
+    for (const [key, obj] of this.objects) for (const v of fn(obj, key)) addToIndex(index, v, key);
   }
 
   /** Keys of the objects whose index `name` yields `value`. */
@@ -60,8 +65,8 @@ export class IndexedStore<T extends KubeObject> {
     if (!old) addTo(this.byNamespace, obj.metadata.namespace ?? "", key);
     for (const [name, fn] of this.indexFuncs) {
       const index = this.indices.get(name)!;
-      const before = old ? fn(old) : NONE;
-      const after = fn(obj);
+      const before = old ? fn(old, key) : NONE;
+      const after = fn(obj, key);
       if (sameValues(before, after)) continue;
       for (const v of before) removeFromIndex(index, v, key);
       for (const v of after) addToIndex(index, v, key);
@@ -76,7 +81,7 @@ export class IndexedStore<T extends KubeObject> {
     removeFrom(this.byNamespace, old.metadata.namespace ?? "", key);
     for (const [name, fn] of this.indexFuncs) {
       const index = this.indices.get(name)!;
-      for (const v of fn(old)) removeFromIndex(index, v, key);
+      for (const v of fn(old, key)) removeFromIndex(index, v, key);
     }
     return old;
   }

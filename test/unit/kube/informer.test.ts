@@ -118,7 +118,7 @@ describe("projections", () => {
     expect(trimAppTokenRequest(raw).metadata.annotations).toBeUndefined();
   });
 
-  it("keep a Secret's identity, labels, annotations, owners and type, never its data", () => {
+  it("keep a Secret's identity (but its own uid, which nothing reads), labels, annotations, owners and type, never its data", () => {
     const projected = projectSecret({
       apiVersion: "v1",
       kind: "Secret",
@@ -142,7 +142,7 @@ describe("projections", () => {
       metadata: {
         namespace: "payments",
         name: "graph",
-        uid: "u",
+        uid: "",
         resourceVersion: "7",
         labels: { "app.kubernetes.io/managed-by": "apptoken-operator" },
         annotations: { "apptoken.io/expires-at": "2026-11-24T12:00:00Z" },
