@@ -19,6 +19,16 @@ type WsCtor = new (url: string, opts?: Record<string, unknown>) => WsLike;
 
 const WebSocketClient = createRequire(import.meta.url)("ws") as WsCtor;
 
+export interface HeapBreakdown {
+  /** New space (the semi-spaces) and new large-object space, committed. */
+  youngCommittedBytes: number;
+  /** Old, code and large-object spaces: committed, and in use. */
+  oldCommittedBytes: number;
+  oldUsedBytes: number;
+  /** Memory outside the V8 heap that V8 knows of (Buffers, ArrayBuffers). */
+  externalBytes: number;
+}
+
 export class Inspector {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -86,6 +96,35 @@ export class Inspector {
   /** V8 heap in use, and committed (used + free pages V8 keeps). */
   async heapUsage(): Promise<{ usedSize: number; totalSize: number }> {
     return this.send<{ usedSize: number; totalSize: number }>("Runtime.getHeapUsage");
+  }
+
+  /**
+   * V8's heap by space (committed and used) and Node's off-heap figures: what RSS holds besides
+   * live objects, e.g. a young generation grown under load, or Buffers' memory.
+   */
+  async heapBreakdown(): Promise<HeapBreakdown> {
+    const expression =
+      "JSON.stringify({ spaces: require('node:v8').getHeapSpaceStatistics(), mem: process.memoryUsage() })";
+    const r = await this.send<{ result: { value?: string } }>("Runtime.evaluate", {
+      expression,
+      includeCommandLineAPI: true,
+      returnByValue: true,
+    });
+    const v = JSON.parse(r.result.value ?? "{}") as {
+      spaces?: { space_name: string; space_size: number; space_used_size: number }[];
+      mem?: { external: number; arrayBuffers: number };
+    };
+    const space = (name: string) => v.spaces?.find((x) => x.space_name === name);
+    const sum = (names: string[], f: "space_size" | "space_used_size") =>
+      names.reduce((n, name) => n + (space(name)?.[f] ?? 0), 0);
+    const young = ["new_space", "new_large_object_space"];
+    const old = ["old_space", "large_object_space", "code_space", "map_space", "code_large_object_space"];
+    return {
+      youngCommittedBytes: sum(young, "space_size"),
+      oldCommittedBytes: sum(old, "space_size"),
+      oldUsedBytes: sum(old, "space_used_size"),
+      externalBytes: v.mem?.external ?? Number.NaN,
+    };
   }
 
   /** Streams a .heapsnapshot to `file` (open it in Chrome DevTools' Memory tab). */

@@ -149,3 +149,16 @@ export async function countObjects(
   } while (cont);
   return n;
 }
+
+/**
+ * The store's current revision, from a consistent one-item list. The local control plane stores in
+ * etcd, whose resourceVersions are revisions: comparable across objects, so a write with a higher
+ * one happened later. (Opaque to clients in general; fine for this harness's own control plane.)
+ */
+export async function currentRevision(t: KubeTransport): Promise<number> {
+  const list = await t.request<{ metadata?: { resourceVersion?: string } }>({
+    path: "/api/v1/namespaces",
+    query: { limit: 1 },
+  });
+  return Number(list.metadata?.resourceVersion);
+}

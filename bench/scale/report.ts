@@ -5,12 +5,14 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { HeapBreakdown } from "./inspector.js";
 
 interface Memory {
   rssBytes: number;
   heapUsedBytes: number;
   /** V8 heap committed (in use + free pages V8 keeps). */
   heapTotalBytes?: number;
+  breakdown?: HeapBreakdown;
 }
 
 export interface FloorRun {
@@ -117,6 +119,10 @@ const mib = (b: number) => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(0)} Mi
 const kb = (b: number) => (Number.isFinite(b) ? `${(b / 1024).toFixed(2)} KB` : "–");
 const memText = (m: Memory) =>
   `${mib(m.rssBytes)} / ${mib(m.heapUsedBytes)}${m.heapTotalBytes ? ` (${mib(m.heapTotalBytes)})` : ""}`;
+const breakdownText = (b: HeapBreakdown | undefined) =>
+  b
+    ? `${mib(b.youngCommittedBytes)}; ${mib(b.oldCommittedBytes)} (${mib(b.oldUsedBytes)}); ${mib(b.externalBytes)}`
+    : "–";
 const mark = (ok: boolean | undefined) => (ok === undefined ? "" : ok ? " ✅" : " ❌");
 const writesText = (w: Record<string, number> | undefined) =>
   !w || Object.keys(w).length === 0
@@ -205,6 +211,9 @@ export function markdown(r: RunReport): string {
       "",
       (c) => `${s(c.cold.bootMs, 2)} / ${s(c.cold.syncedMs, 2)}`,
     ),
+    row("ratio counted from caches synced (first reconcile)", "", (c) =>
+      c.floors.length ? ((c.cold.allReadyMs - c.cold.syncedMs) / c.floor.allReadyMs).toFixed(2) : "–",
+    ),
     row("time-to-Ready p50 / p99, operator", "", (c) => `${s(c.cold.p50Ms)} / ${s(c.cold.p99Ms)}`),
     row("time-to-Ready p50 / p99, floor", "", (c) => `${s(c.floor.p50Ms)} / ${s(c.floor.p99Ms)}`),
     row("token-service calls", "= M", (c) => `${c.cold.tokenCalls}${mark(c.cold.tokenCalls === c.m)}`),
@@ -242,7 +251,7 @@ export function markdown(r: RunReport): string {
     row("token-service calls in window", "", (c) => (c.steady ? String(c.steady.tokenCalls) : "–")),
     row("API writes per refresh", `≤ ${TARGETS.writesPerRefresh}`, (c) =>
       c.steady
-        ? `**${c.steady.writesPerRefresh.toFixed(2)}**${mark(c.steady.writesPerRefresh <= TARGETS.writesPerRefresh)} (${writesText(c.steady.operatorWrites)})`
+        ? `**${c.steady.writesPerRefresh.toFixed(3)}**${mark(c.steady.writesPerRefresh <= TARGETS.writesPerRefresh)} (${writesText(c.steady.operatorWrites)})`
         : "–",
     ),
     row("Secrets seen holding an expired token", "0", (c) =>
@@ -277,6 +286,11 @@ export function markdown(r: RunReport): string {
       c.memory ? memText(c.memory) : "–",
     ),
     row("the same after the refresh window", "", (c) => (c.memorySteady ? memText(c.memorySteady) : "–")),
+    row(
+      "of the committed heap, after restart / after refreshes: young generation; old spaces committed (used); external",
+      "",
+      (c) => `${breakdownText(c.memory?.breakdown)} / ${breakdownText(c.memorySteady?.breakdown)}`,
+    ),
     row(
       "baseline (no requests) RSS / heap",
       "",

@@ -54,12 +54,13 @@ import {
   startBenchTokenService,
 } from "./fixture.js";
 import type { FloorJob, FloorResult } from "./floor.js";
-import { Inspector } from "./inspector.js";
+import { Inspector, type HeapBreakdown } from "./inspector.js";
 import {
   countObjects,
   createNamespace,
   createRequest,
   createSecret,
+  currentRevision,
   deleteCollection,
   harnessTransport,
   kubeConfig,
@@ -432,6 +433,10 @@ async function runOne(n: number): Promise<ScaleResult> {
       });
       service.resetCounters();
       const before = await scrapeRequestCounts(access);
+      // Writes are counted between two scrapes, refreshes between two revisions read just inside
+      // them: a refresh counted is one whose write was counted (a write at a boundary may be
+      // counted without its refresh, which errs against the operator).
+      const rv0 = await currentRevision(t);
       const cpu0 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
       const start = Date.now();
       say(
@@ -482,9 +487,8 @@ async function runOne(n: number): Promise<ScaleResult> {
       const end = start + steadySeconds * 1000;
       if (Date.now() < end) await sleep(end - Date.now());
       const cpu1 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
+      const rv1 = await currentRevision(t);
       const all = diffCounts(before, await scrapeRequestCounts(access));
-      // Refreshes seen up to the scrape: the operator goes on refreshing during what follows.
-      const refreshesInWindow = secrets.refreshes.length;
       // Memory again after every request has been refreshed at least once (status written by this
       // process): the state the operator spends its life in.
       if (inspectPort) {
@@ -502,8 +506,9 @@ async function runOne(n: number): Promise<ScaleResult> {
       }
       const opWrites = operatorWrites(all);
       const window = (Date.now() - start) / 1000;
+      // The operator goes on refreshing during what follows; the watcher catches up meanwhile.
       await secrets.stop();
-      const refreshes = secrets.refreshes.slice(0, refreshesInWindow);
+      const refreshes = secrets.refreshes.filter((r) => r.rv > rv0 && r.rv <= rv1);
       const natural = refreshes.filter((r) => r.latenessMs >= 0).map((r) => r.latenessMs);
       // The new request's Secret is a create, not a refresh: leave its writes out of the ratio.
       const newRequestWrites = 3;
@@ -572,7 +577,12 @@ async function settledMemory(
   op: OperatorProcess,
   port: number,
   snapshotFile?: string,
-): Promise<{ rssBytes: number; heapUsedBytes: number; heapTotalBytes: number }> {
+): Promise<{
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  breakdown: HeapBreakdown;
+}> {
   const inspector = await Inspector.connect(port);
   try {
     // Two rounds: V8 gives pages back to the OS some time after a GC, not at once.
@@ -581,12 +591,13 @@ async function settledMemory(
     await inspector.collectGarbage();
     await sleep(2000);
     const heap = await inspector.heapUsage();
+    const breakdown = await inspector.heapBreakdown();
     const rssBytes = op.watcher.sample()?.rssBytes ?? Number.NaN;
     if (snapshotFile) {
       mkdirSync(dirname(snapshotFile), { recursive: true });
       await inspector.heapSnapshot(snapshotFile);
     }
-    return { rssBytes, heapUsedBytes: heap.usedSize, heapTotalBytes: heap.totalSize };
+    return { rssBytes, heapUsedBytes: heap.usedSize, heapTotalBytes: heap.totalSize, breakdown };
   } finally {
     inspector.close();
   }

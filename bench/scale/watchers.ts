@@ -111,6 +111,8 @@ interface SecretProjection extends KubeObject {
 
 export interface RefreshObservation {
   at: number;
+  /** The Secret's resourceVersion after the refresh (an etcd revision: orders writes across objects). */
+  rv: number;
   /** at − the refresh-at of the token it replaced (ms); negative when refreshed early (forced). */
   latenessMs: number;
 }
@@ -152,7 +154,11 @@ export class SecretWatcher {
         const now = Date.now();
         this.check(s, now);
         if (s.issuedAt !== old.issuedAt && Number.isFinite(old.refreshAt))
-          this.refreshes.push({ at: now, latenessMs: now - old.refreshAt });
+          this.refreshes.push({
+            at: now,
+            rv: Number(s.metadata.resourceVersion),
+            latenessMs: now - old.refreshAt,
+          });
       },
     });
   }
