@@ -249,6 +249,10 @@ describe.concurrent("LeaderElector on a real Lease", () => {
     expect(a.stoppedAt).toBeGreaterThanOrEqual(drainedAt);
     await until("b to take over", () => b.startedAt);
     expect(b.startedAt! - drainedAt).toBeLessThanOrEqual(MAX_RETRY_MS + SLACK_MS);
+    // b knows it leads once its write is accepted; the history's watch sees that write a moment later.
+    await until("the Lease's watch to show b holding it", () =>
+      history.some((s) => s.holder === b.id) ? true : undefined,
+    );
 
     // On the server: held by a, released (no holder, 1 s), then held by b.
     const holders = history.map((s) => s.holder).filter((h, i, all) => i === 0 || all[i - 1] !== h);
