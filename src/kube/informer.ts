@@ -319,7 +319,10 @@ export class Informer<T extends KubeObject> {
  * to one more copy from every version it saw.
  */
 function keepIdentityStrings(old: ObjectMeta, next: ObjectMeta): void {
-  if (next.name === old.name) next.name = old.name;
-  if (next.uid === old.uid) next.uid = old.uid;
-  if (next.creationTimestamp === old.creationTimestamp) next.creationTimestamp = old.creationTimestamp;
+  // Only fields both have: assigning even `undefined` to an absent one would add a property (and,
+  // past the object's in-object slots, a 40-byte out-of-object property array).
+  if (old.name !== undefined && next.name === old.name) next.name = old.name;
+  if (old.uid !== undefined && next.uid === old.uid) next.uid = old.uid;
+  if (old.creationTimestamp !== undefined && next.creationTimestamp === old.creationTimestamp)
+    next.creationTimestamp = old.creationTimestamp;
 }
