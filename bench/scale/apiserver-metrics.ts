@@ -49,7 +49,9 @@ export async function scrapeRequestCounts(a: ApiserverAccess): Promise<RequestCo
     if (!m) continue;
     const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
     const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
-    const key = `${labels.verb} ${resource}`;
+    // Refused writes (409 conflicts above all) are writes too, and worth seeing apart.
+    const refused = labels.code && !labels.code.startsWith("2") ? ` (${labels.code})` : "";
+    const key = `${labels.verb} ${resource}${refused}`;
     counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
   }
   return counts;

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { HeapBreakdown } from "./inspector.js";
 
-interface Memory {
+export interface Memory {
   rssBytes: number;
   heapUsedBytes: number;
   /** V8 heap committed (in use + free pages V8 keeps). */
@@ -71,7 +71,12 @@ export interface ScaleResult {
     cpuSeconds: number;
   };
   memory?: Memory;
-  /** After the steady-refresh window: every request refreshed, status written by this process. */
+  /** At the end of the steady-refresh window, refreshes still under way. */
+  memoryUnderLoad?: Memory;
+  /**
+   * After the steady-refresh window and one more refresh onto long-lived tokens, the operator idle:
+   * every request refreshed, status written by this process.
+   */
   memorySteady?: Memory;
   steady?: {
     windowSeconds: number;
@@ -135,7 +140,7 @@ const writesText = (w: Record<string, number> | undefined) =>
 export function bytesPerRequest(
   r: ScaleResult,
   field: "rssBytes" | "heapUsedBytes",
-  which: "memory" | "memorySteady" = "memory",
+  which: "memory" | "memorySteady" | "memoryUnderLoad" = "memory",
 ): number {
   const mem = r[which];
   if (!mem) return Number.NaN;
@@ -147,7 +152,7 @@ export function slope(
   a: ScaleResult,
   b: ScaleResult,
   field: "rssBytes" | "heapUsedBytes",
-  which: "memory" | "memorySteady" = "memory",
+  which: "memory" | "memorySteady" | "memoryUnderLoad" = "memory",
 ): number {
   const ma = a[which];
   const mb = b[which];
@@ -171,13 +176,18 @@ export function markdown(r: RunReport): string {
   const ratio = (c: ScaleResult) => c.cold.allReadyMs / c.floor.allReadyMs;
   const slopes: string[] = [];
   for (let i = 1; i < cols.length; i++) {
-    for (const which of ["memory", "memorySteady"] as const) {
+    const label = {
+      memory: "after the restart (all fresh)",
+      memorySteady: "after the refresh window, load passed",
+      memoryUnderLoad: "under the refresh load (not a target: includes the young generation grown for it)",
+    } as const;
+    for (const which of ["memory", "memorySteady", "memoryUnderLoad"] as const) {
       const rss = slope(cols[i - 1]!, cols[i]!, "rssBytes", which);
       const heap = slope(cols[i - 1]!, cols[i]!, "heapUsedBytes", which);
       if (!Number.isFinite(rss)) continue;
       slopes.push(
-        `- slope N=${cols[i - 1]!.n} → ${cols[i]!.n}, ${which === "memory" ? "after the restart (all fresh)" : "after the refresh window"}: ` +
-          `**RSS ${kb(rss)} per request**${mark(rss <= TARGETS.bytesPerRequest)}, V8 heap ${kb(heap)}, beyond the tokens`,
+        `- slope N=${cols[i - 1]!.n} → ${cols[i]!.n}, ${label[which]}: ` +
+          `**RSS ${kb(rss)} per request**${which === "memoryUnderLoad" ? "" : mark(rss <= TARGETS.bytesPerRequest)}, V8 heap ${kb(heap)}, beyond the tokens`,
       );
     }
   }
@@ -285,11 +295,17 @@ export function markdown(r: RunReport): string {
     row("**5. Memory** (after GC): RSS / V8 heap used (committed) after the restart", "", (c) =>
       c.memory ? memText(c.memory) : "–",
     ),
-    row("the same after the refresh window", "", (c) => (c.memorySteady ? memText(c.memorySteady) : "–")),
+    row("the same after the refresh window, load passed", "", (c) =>
+      c.memorySteady ? memText(c.memorySteady) : "–",
+    ),
+    row("the same under the refresh load (end of the window)", "", (c) =>
+      c.memoryUnderLoad ? memText(c.memoryUnderLoad) : "–",
+    ),
     row(
-      "of the committed heap, after restart / after refreshes: young generation; old spaces committed (used); external",
+      "of the committed heap, after restart / load passed / under load: young generation; old spaces committed (used); external",
       "",
-      (c) => `${breakdownText(c.memory?.breakdown)} / ${breakdownText(c.memorySteady?.breakdown)}`,
+      (c) =>
+        [c.memory, c.memorySteady, c.memoryUnderLoad].map((m) => breakdownText(m?.breakdown)).join(" / "),
     ),
     row(
       "baseline (no requests) RSS / heap",
@@ -298,17 +314,13 @@ export function markdown(r: RunReport): string {
     ),
     row("token size × keys", "", (c) => `${c.tokenBytes} B × ${c.m}`),
     row(
-      "RSS per request beyond tokens vs baseline: after restart / after refreshes",
-      `≤ ${TARGETS.bytesPerRequest / 1024} KB`,
-      (c) => {
-        const a = bytesPerRequest(c, "rssBytes", "memory");
-        const b = bytesPerRequest(c, "rssBytes", "memorySteady");
-        const worst = Number.isFinite(b) ? b : a;
-        return `${kb(a)} / ${kb(b)}${mark(Number.isFinite(worst) ? worst <= TARGETS.bytesPerRequest : undefined)}`;
-      },
+      "RSS per request beyond tokens vs baseline, after restart / load passed (fixed costs included: the target is the slope below)",
+      "",
+      (c) =>
+        `${kb(bytesPerRequest(c, "rssBytes", "memory"))} / ${kb(bytesPerRequest(c, "rssBytes", "memorySteady"))}`,
     ),
     row(
-      "V8 heap per request beyond tokens: after restart / after refreshes",
+      "V8 heap per request beyond tokens: after restart / load passed",
       "",
       (c) =>
         `${kb(bytesPerRequest(c, "heapUsedBytes", "memory"))} / ${kb(bytesPerRequest(c, "heapUsedBytes", "memorySteady"))}`,

@@ -19,6 +19,7 @@
  *   BENCH_OPERATOR_MAIN         run this main.js instead (an A/B run against another build)
  *   BENCH_OPERATOR_NODE_OPTIONS NODE_OPTIONS for the operator, e.g. "--cpu-prof --cpu-prof-dir=DIR"
  *   BENCH_HEAP_SNAPSHOT=1       write a heap snapshot of the settled operator next to the report
+ *                               (=all: after the restart too; later RSS figures then not comparable)
  *   BENCH_PHASES                subset of cold,restart,steady (default all; cold always runs)
  *   BENCH_FLOOR=0               skip the floor (profiling iterations; no ratio)
  *   BENCH_OUT                   results dir (default bench/results)
@@ -54,7 +55,7 @@ import {
   startBenchTokenService,
 } from "./fixture.js";
 import type { FloorJob, FloorResult } from "./floor.js";
-import { Inspector, type HeapBreakdown } from "./inspector.js";
+import { Inspector } from "./inspector.js";
 import {
   countObjects,
   createNamespace,
@@ -69,7 +70,7 @@ import {
 } from "./kube.js";
 import { OperatorProcess, sumMetric } from "./operator-process.js";
 import { ProcWatcher, cpuSeconds, loadAverage, machineInfo } from "./proc.js";
-import { writeReport, type FloorRun, type RunReport, type ScaleResult } from "./report.js";
+import { writeReport, type FloorRun, type Memory, type RunReport, type ScaleResult } from "./report.js";
 import { SecretWatcher, ReadyWatcher } from "./watchers.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -411,8 +412,9 @@ async function runOne(n: number): Promise<ScaleResult> {
       result.memory = await settledMemory(
         op,
         port,
-        // A snapshot leaves native memory behind: only when no later RSS figure is taken.
-        env.BENCH_HEAP_SNAPSHOT === "1" && !PHASES.has("steady")
+        // A snapshot leaves native memory behind: only when no later RSS figure is taken, unless
+        // asked for (BENCH_HEAP_SNAPSHOT=all: the later RSS figures are then not comparable).
+        (env.BENCH_HEAP_SNAPSHOT === "1" && !PHASES.has("steady")) || env.BENCH_HEAP_SNAPSHOT === "all"
           ? join(OUT, "profiles", `${stamp}-scale${TAG}-n${n}.heapsnapshot`)
           : undefined,
       );
@@ -433,9 +435,9 @@ async function runOne(n: number): Promise<ScaleResult> {
       });
       service.resetCounters();
       const before = await scrapeRequestCounts(access);
-      // Writes are counted between two scrapes, refreshes between two revisions read just inside
-      // them: a refresh counted is one whose write was counted (a write at a boundary may be
-      // counted without its refresh, which errs against the operator).
+      // Writes are counted between two scrapes, refreshes between two store revisions, each read
+      // right after its scrape: the writes made while the revision is read are left out of the
+      // refreshes at the start and counted among them at the end, so the two edges cancel out.
       const rv0 = await currentRevision(t);
       const cpu0 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
       const start = Date.now();
@@ -443,18 +445,20 @@ async function runOne(n: number): Promise<ScaleResult> {
         n,
         `steady: ${TOKEN_SECONDS} s tokens for ${steadySeconds} s; forcing one request per key (${m}) onto them`,
       );
-      const stampValue = `bench-${start}`;
-      await pool(m, CREATE_CONCURRENCY, async (k) => {
-        const ns = namespaceOf("bench", k, n);
-        await withRetry("force-refresh", () =>
-          t.request({
-            method: "PATCH",
-            path: `${collectionPath(APP_TOKEN_REQUESTS, ns)}/${requestName(k)}`,
-            body: { metadata: { annotations: { "apptoken.io/force-refresh": stampValue } } },
-            contentType: "application/merge-patch+json",
-          }),
-        );
-      });
+      /** One request per key force-refreshed: its token, and so every request on the key, is new. */
+      const forceEveryKey = (stampValue: string) =>
+        pool(m, CREATE_CONCURRENCY, async (k) => {
+          const ns = namespaceOf("bench", k, n);
+          await withRetry("force-refresh", () =>
+            t.request({
+              method: "PATCH",
+              path: `${collectionPath(APP_TOKEN_REQUESTS, ns)}/${requestName(k)}`,
+              body: { metadata: { annotations: { "apptoken.io/force-refresh": stampValue } } },
+              contentType: "application/merge-patch+json",
+            }),
+          );
+        });
+      await forceEveryKey(`bench-${start}`);
       const forcedAt = Date.now();
       // The forced cohort is due refresh_in (half the lifetime) after issue, minus up to 5 % jitter.
       const half = (TOKEN_SECONDS / 2) * 1000;
@@ -487,25 +491,45 @@ async function runOne(n: number): Promise<ScaleResult> {
       const end = start + steadySeconds * 1000;
       if (Date.now() < end) await sleep(end - Date.now());
       const cpu1 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
-      const rv1 = await currentRevision(t);
       const all = diffCounts(before, await scrapeRequestCounts(access));
-      // Memory again after every request has been refreshed at least once (status written by this
-      // process): the state the operator spends its life in.
+      const rv1 = await currentRevision(t);
+      const window = (Date.now() - start) / 1000;
       if (inspectPort) {
+        // Memory in the thick of it: ~N/60 refreshes a second. The young generation V8 grows for
+        // that allocation rate is in this figure (see the breakdown row).
+        result.memoryUnderLoad = await settledMemory(op, inspectPort);
+        say(
+          n,
+          `memory under the refresh load: RSS ${mb(result.memoryUnderLoad.rssBytes)} MB, heap ${mb(result.memoryUnderLoad.heapUsedBytes)} MB after GC`,
+        );
+        // Then the load passes: every token is replaced once more by a long-lived one, and the
+        // operator settles. Every request has now been refreshed and its status written by this
+        // process: the state it spends its life in with real (60-90 min) tokens.
+        service.setConfig({ ...service.config, tokenLifetimeSeconds: 3600, refreshInSeconds: undefined });
+        await forceEveryKey(`bench-${Date.now()}-long`);
+        await secrets.until(
+          (now) => secrets.soonestExpiry() > now + 30 * 60_000,
+          (TOKEN_SECONDS + 120) * 1000,
+          "every Secret on a long-lived token",
+        );
+        for (let quiet = 0; quiet < 3;) {
+          quiet =
+            sumMetric(await op.metricsText().catch(() => ""), "apptoken_queue_depth") === 0 ? quiet + 1 : 0;
+          await sleep(1000);
+        }
         result.memorySteady = await settledMemory(
           op,
           inspectPort,
-          env.BENCH_HEAP_SNAPSHOT === "1"
+          env.BENCH_HEAP_SNAPSHOT === "1" || env.BENCH_HEAP_SNAPSHOT === "all"
             ? join(OUT, "profiles", `${stamp}-scale${TAG}-n${n}-steady.heapsnapshot`)
             : undefined,
         );
         say(
           n,
-          `memory after refreshes: RSS ${mb(result.memorySteady.rssBytes)} MB, heap ${mb(result.memorySteady.heapUsedBytes)} MB after GC`,
+          `memory after refreshes, load passed: RSS ${mb(result.memorySteady.rssBytes)} MB, heap ${mb(result.memorySteady.heapUsedBytes)} MB after GC`,
         );
       }
       const opWrites = operatorWrites(all);
-      const window = (Date.now() - start) / 1000;
       // The operator goes on refreshing during what follows; the watcher catches up meanwhile.
       await secrets.stop();
       const refreshes = secrets.refreshes.filter((r) => r.rv > rv0 && r.rv <= rv1);
@@ -521,7 +545,10 @@ async function runOne(n: number): Promise<ScaleResult> {
         operatorWrites: toObject(opWrites),
         operatorWritesTotal: total(opWrites),
         writesPerRefresh: (total(opWrites) - newRequestWrites) / Math.max(1, refreshes.length),
-        harnessWrites: toObject(writesOf(all, ["apptokenrequests"])),
+        // The harness force-refreshes and creates requests; their status is the operator's.
+        harnessWrites: toObject(
+          new Map([...writesOf(all, ["apptokenrequests"])].filter(([k]) => !k.includes("/status"))),
+        ),
         latenessP50Ms: percentile(natural, 50),
         latenessP99Ms: percentile(natural, 99),
         latenessMaxMs: natural.length ? Math.max(...natural) : Number.NaN,
@@ -573,16 +600,7 @@ async function createRequests(
   return out;
 }
 
-async function settledMemory(
-  op: OperatorProcess,
-  port: number,
-  snapshotFile?: string,
-): Promise<{
-  rssBytes: number;
-  heapUsedBytes: number;
-  heapTotalBytes: number;
-  breakdown: HeapBreakdown;
-}> {
+async function settledMemory(op: OperatorProcess, port: number, snapshotFile?: string): Promise<Memory> {
   const inspector = await Inspector.connect(port);
   try {
     // Two rounds: V8 gives pages back to the OS some time after a GC, not at once.

@@ -184,6 +184,23 @@ export class SecretWatcher {
     return this.informer.size;
   }
 
+  /** The earliest `expires_at` among the Secrets (+∞ with none). */
+  soonestExpiry(): number {
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const k of this.informer.keys())
+      soonest = Math.min(soonest, this.informer.getByKey(k)?.expiresAt ?? soonest);
+    return soonest;
+  }
+
+  /** Resolves once `done(now)` holds (checked twice a second); rejects after `timeoutMs`. */
+  async until(done: (now: number) => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done(Date.now())) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   private check(s: SecretProjection, now: number): void {
     this.checks++;
     if (!(s.expiresAt > now)) {
