@@ -241,17 +241,21 @@ export class AppTokenController {
       },
     });
     this.managedSecrets.addEventHandler({
+      onAdd: (_secret, { key }) => this.reconciler.secretObserved(key),
       // Data rewritten by someone else while our annotations stayed (our own refreshes change
       // issued-at): put our token back now, not at the next refresh.
-      onUpdate: (oldSecret, newSecret, { resync }) => {
-        if (resync || oldSecret.dataDigest === newSecret.dataDigest) return;
+      onUpdate: (oldSecret, newSecret, { resync, key }) => {
+        if (resync) return;
+        this.reconciler.secretObserved(key);
+        if (oldSecret.dataDigest === newSecret.dataDigest) return;
         const issued = (x: SecretProjection) => x.metadata.annotations?.[ANNOTATION.issuedAt];
         if (issued(oldSecret) !== issued(newSecret)) return;
         const owner = controllerOwnerKey(newSecret);
         if (owner) this.enqueue(owner, "high");
       },
       // Deleted (or relabelled out of our selector): recreate it from the cache, without a call.
-      onDelete: (secret) => {
+      onDelete: (secret, { key }) => {
+        this.reconciler.secretObserved(key);
         const owner = controllerOwnerKey(secret);
         if (owner) this.enqueue(owner, "high");
       },

@@ -27,7 +27,7 @@ import type { EventRecorder, EventType } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import { KeyedMinHeap } from "../kube/keyed-heap.js";
 import { objectKey } from "../kube/object-key.js";
-import { intern, type SecretProjection } from "../kube/projections.js";
+import { intern, projectSecret, type SecretProjection } from "../kube/projections.js";
 import { TARGET_SECRET_INDEX } from "../kube/request-indexes.js";
 import { KubeApiError, isConflict, isNotFound } from "../kube/transport.js";
 import type { RawObject } from "../kube/types.js";
@@ -55,6 +55,7 @@ import {
   type DesiredSecret,
   type SecretLike,
 } from "./target-secret.js";
+import { OwnWrites } from "./own-writes.js";
 import { TemplateError, checkTemplate } from "./template.js";
 
 /** Problems a person must fix: look again slowly, and at once when the spec or a Secret changes. */
@@ -120,8 +121,12 @@ export class Reconciler {
   private readonly expiries = new KeyedMinHeap<undefined>();
   /** request key -> when its cache holder may be released (see forget). */
   private readonly pendingRelease = new Map<string, number>();
+  /** Target Secrets written here that the informer has not delivered back yet (see OwnWrites). */
+  private readonly ownWrites: OwnWrites<SecretProjection>;
 
-  constructor(private readonly d: ReconcilerDeps) {}
+  constructor(private readonly d: ReconcilerDeps) {
+    this.ownWrites = new OwnWrites(d.clock);
+  }
 
   async reconcile(key: string, signal: AbortSignal): Promise<HandlerResult> {
     const started = performance.now();
@@ -147,6 +152,15 @@ export class Reconciler {
       memo.lastStatus = undefined;
       memo.writtenRv = undefined;
     }
+  }
+
+  /** The Secret informer delivered an add, update or delete of target Secret `key`. */
+  secretObserved(key: string): void {
+    this.ownWrites.observed(key);
+  }
+
+  private currentSecret(key: string): SecretProjection | undefined {
+    return this.ownWrites.current(key, this.d.managedSecrets.getByKey(key));
   }
 
   /** The request is gone: let go of its cache key and memory (the GC deletes its Secret). */
@@ -272,7 +286,7 @@ export class Reconciler {
       this.d.cache.resetBackoff(keyId);
     memo.generation = req.metadata.generation;
 
-    const existing = this.d.managedSecrets.getByKey(objectKey(ns, secretName));
+    const existing = this.currentSecret(objectKey(ns, secretName));
     const forceFacts = {
       wanted: req.metadata.annotations?.[ANNOTATION.forceRefresh],
       recordedOnSecret: existing?.metadata.annotations?.[ANNOTATION.forceRefresh],
@@ -322,13 +336,17 @@ export class Reconciler {
       : (memo.lastStatus?.tokenSource ?? req.status?.tokenSource ?? result.source ?? "Cache");
 
     const ready = this.readyWithToken(result, token.expiresAt, source);
-    // Recorded by finish only for a new Secret or a change of Ready reason (a recovery, a failing
-    // refresh): never for a routine refresh, which status.lastRefreshTime and the metrics show. An
-    // Event per refresh would be a third write per refresh (10^5 requests: ~55 Events/s).
+    // Recorded by finish only for a request's first token, a new Secret or a change of Ready reason
+    // (a recovery, a failing refresh): never for a routine refresh, which status.lastRefreshTime
+    // and the metrics show. An Event per refresh would be a third write per refresh (10^5
+    // requests: ~55 Events/s). "First" is read from status, not from this reconcile's create: a
+    // create whose response was lost, or a status write that failed after it, is retried by a
+    // reconcile that finds the Secret already there.
+    const firstToken = (memo.lastStatus ?? req.status)?.expiresAt === undefined;
     const event: Outcome["event"] =
       ready.reason !== "TokenIssued"
         ? { type: "Warning", reason: ready.reason, message: ready.message }
-        : write.created
+        : write.created || firstToken
           ? {
               type: "Normal",
               reason: "Issued",
@@ -505,7 +523,11 @@ export class Reconciler {
     if (existing && secretIsCurrent(existing, desired)) return { created: false };
     if (!existing) {
       try {
-        await this.d.api.createSecret(toSecretBody(desired, undefined), signal);
+        this.noteWrite(
+          await this.d.api.createSecret(toSecretBody(desired, undefined), signal),
+          desired,
+          undefined,
+        );
         return { created: true };
       } catch (e) {
         if (!isConflict(e)) throw e;
@@ -523,7 +545,11 @@ export class Reconciler {
                 throw e;
               });
       if (!current) {
-        await this.d.api.createSecret(toSecretBody(desired, undefined), signal);
+        this.noteWrite(
+          await this.d.api.createSecret(toSecretBody(desired, undefined), signal),
+          desired,
+          undefined,
+        );
         return { created: true };
       }
       if (!isOwnedBy(current as SecretLike, req)) {
@@ -552,7 +578,11 @@ export class Reconciler {
         };
       }
       try {
-        await this.d.api.replaceSecret(toSecretBody(desired, current), signal);
+        this.noteWrite(
+          await this.d.api.replaceSecret(toSecretBody(desired, current), signal),
+          desired,
+          current.metadata.resourceVersion,
+        );
         return { created: false };
       } catch (e) {
         if (!isConflict(e) || attempt === 1) throw e;
@@ -560,6 +590,19 @@ export class Reconciler {
       }
     }
     return { created: false };
+  }
+
+  /** Remembers a write of ours until the informer delivers it (see OwnWrites.wrote). */
+  private noteWrite(
+    written: RawObject | undefined,
+    desired: DesiredSecret,
+    basedOn: string | undefined,
+  ): void {
+    if (!written?.metadata) return;
+    const key = objectKey(desired.metadata.namespace, desired.metadata.name);
+    const secret = projectSecret(written);
+    secret.dataDigest = desired.dataDigest;
+    this.ownWrites.wrote(key, secret, basedOn, this.currentSecret(key));
   }
 
   private noTokenOutcome(result: AcquireResult, now: number): Outcome {

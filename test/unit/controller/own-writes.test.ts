@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { OwnWrites, UNOBSERVED_WRITE_TTL_MS } from "../../../src/controller/own-writes.js";
+import { FakeClock } from "../../support/fake-clock.js";
+
+const at = (rv: string) => ({ metadata: { resourceVersion: rv } });
+
+describe("our own Secret writes, until the informer delivers them", () => {
+  it("answers with our write while the informer still holds the version it replaced", () => {
+    const w = new OwnWrites(new FakeClock());
+    const informer = at("10");
+    w.wrote("ns/a", at("11"), "10", w.current("ns/a", informer));
+    // A fan-out reconcile right after: it must not PUT over resourceVersion 10.
+    expect(w.current("ns/a", informer)).toEqual(at("11"));
+    expect(w.current("ns/b", at("7"))).toEqual(at("7"));
+  });
+
+  it("remembers a create the informer has not seen", () => {
+    const w = new OwnWrites(new FakeClock());
+    w.wrote("ns/a", at("5"), undefined, w.current("ns/a", undefined));
+    expect(w.current("ns/a", undefined)).toEqual(at("5"));
+  });
+
+  it("trusts the informer once it delivers anything for the key", () => {
+    const w = new OwnWrites(new FakeClock());
+    w.wrote("ns/a", at("11"), "10", at("10"));
+    w.observed("ns/a");
+    expect(w.current("ns/a", at("11"))).toEqual(at("11"));
+    // A later write by someone else, seen by the informer, is never hidden by ours.
+    expect(w.current("ns/a", at("12"))).toEqual(at("12"));
+    expect(w.size).toBe(0);
+  });
+
+  it("does not remember a write when the informer already moved past the version it replaced", () => {
+    const w = new OwnWrites(new FakeClock());
+    // The watch delivered our write (or a later one) before the response came back.
+    w.wrote("ns/a", at("11"), "10", at("11"));
+    // A PUT based on a fresh GET (after a 409) while the informer lags even further behind.
+    w.wrote("ns/b", at("21"), "20", at("19"));
+    // A create racing with someone else's: the informer holds theirs.
+    w.wrote("ns/c", at("31"), undefined, at("30"));
+    expect(w.size).toBe(0);
+    expect(w.current("ns/b", at("19"))).toEqual(at("19"));
+  });
+
+  it("lets the informer win again after the TTL, so a stalled watch cannot pin a write", () => {
+    const clock = new FakeClock();
+    const w = new OwnWrites(clock);
+    w.wrote("ns/a", at("11"), "10", at("10"));
+    clock.advance(UNOBSERVED_WRITE_TTL_MS);
+    expect(w.current("ns/a", at("10"))).toEqual(at("11"));
+    clock.advance(1);
+    expect(w.current("ns/a", at("10"))).toEqual(at("10"));
+    expect(w.size).toBe(0);
+  });
+});
