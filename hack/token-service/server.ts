@@ -352,8 +352,15 @@ export async function startTokenService(
         const chunk = "A".repeat(16 * 1024);
         res.write('{"token_type":"Bearer","expires_in":3599,"access_token":"');
         for (let sent = 0; sent < total && !res.destroyed; sent += chunk.length) {
+          // Whichever fires first removes both: a "close" left per drain piles up on the response.
           if (!res.write(chunk))
-            await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                res.off("drain", done).off("close", done);
+                resolve();
+              };
+              res.once("drain", done).once("close", done);
+            });
         }
         if (!res.destroyed) res.end('"}');
         return undefined;
