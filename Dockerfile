@@ -60,7 +60,8 @@ LABEL org.opencontainers.image.title="apptoken-operator" \
       org.opencontainers.image.created="${CREATED}"
 # Source maps are off: mapping stack traces to src/ costs ~40 MB of memory and ~0.2 s of start-up
 # (the map holds every bundled source). dist/main.js.map is shipped, so when debugging set
-# NODE_OPTIONS=--enable-source-maps in the pod's env (distroless runs plain node, which reads it).
+# add --enable-source-maps to NODE_OPTIONS in the pod's env (distroless runs plain node, which
+# reads it; deploy/ already sets NODE_OPTIONS for the heap limit: extend it, do not replace it).
 WORKDIR /app
 ENV NODE_ENV=production
 # Owned by root and not writable by the runtime user; the pod also mounts / read-only.

@@ -177,6 +177,15 @@ describe("deploy/ renders and passes the apiserver's dry run", () => {
     expect(c.resources.requests.cpu).toBeTruthy();
     expect(c.resources.requests.memory).toBeTruthy();
     expect(c.resources.limits.memory).toBeTruthy();
+    // V8 would size its heap from the whole limit: its old space is held to about 3/4 of it.
+    const oldSpaceMiB = Number(
+      /--max-old-space-size=(\d+)/.exec(
+        (c.env as { name: string; value?: string }[]).find((e) => e.name === "NODE_OPTIONS")?.value ?? "",
+      )?.[1],
+    );
+    const limitMiB = Number(/^(\d+)Mi$/.exec(c.resources.limits.memory)?.[1]);
+    expect(oldSpaceMiB).toBeGreaterThan(0);
+    expect(oldSpaceMiB).toBeLessThanOrEqual(limitMiB * 0.75);
     expect(pod.serviceAccountName).toBe(OPERATOR_SERVICE_ACCOUNT);
     expect(pod.automountServiceAccountToken).toBe(true);
     expect(pod.securityContext).toMatchObject({
