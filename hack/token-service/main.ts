@@ -9,7 +9,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseTokenServiceConfig } from "./config.js";
@@ -51,8 +51,10 @@ async function main(): Promise<void> {
     tls: { ca, server },
     log: (entry) => console.log(JSON.stringify(entry)),
   });
-  await writeFile(join(values.out, "url"), `${service.url}\n`);
-  await writeFile(join(values.out, "authority-host"), `${service.authorityHost}\n`);
+  // Others wait for "url" to appear, then read it: each file appears whole (written aside, then
+  // renamed), and "url" last.
+  await writeWhole(join(values.out, "authority-host"), `${service.authorityHost}\n`);
+  await writeWhole(join(values.out, "url"), `${service.url}\n`);
   console.error(`local token service listening on ${service.url} (CA in ${join(values.out, "ca.pem")})`);
 
   const stop = () => {
@@ -76,6 +78,11 @@ async function loadOrCreateCa(dir: string): Promise<CertificateAuthority> {
   await writeFile(keyPath, ca.keyPem, { mode: 0o600 });
   await writeFile(certPath, ca.certPem);
   return ca;
+}
+
+async function writeWhole(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
 }
 
 main().catch((error: unknown) => {

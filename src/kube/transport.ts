@@ -281,16 +281,30 @@ class HttpKubeTransport implements KubeTransport {
 
     const agent = credentials.agent;
     const send = url.protocol === "http:" ? http.request : https.request;
-    return new Promise((resolve, reject) => {
-      const req = send(url, { method, headers, agent, signal: o.signal }, resolve);
-      req.on("error", (err) => reject(new Error(`${method} ${path}: ${err.message}`, { cause: err })));
-      if (o.idleTimeoutMs !== undefined) {
-        req.setTimeout(Math.ceil(o.idleTimeoutMs), () =>
-          req.destroy(new Error(`no data for ${o.idleTimeoutMs} ms`)),
-        );
-      }
-      req.end(o.body);
-    });
+    const attempt = (retried: boolean): Promise<http.IncomingMessage> =>
+      new Promise((resolve, reject) => {
+        const req = send(url, { method, headers, agent, signal: o.signal }, resolve);
+        req.on("error", (err) => {
+          // A kept-alive connection the server closed (idle timeout, or after refusing a body it
+          // did not read) while this request was on its way, reset before any response: the
+          // server did not read it. Sent again once, on a new connection, as Node's docs for
+          // reusedSocket advise. Safe for writes too: ours are merge patches of status, or carry
+          // a resourceVersion precondition, or are creates whose AlreadyExists is handled.
+          // Any other failure is the caller's to handle.
+          if (!retried && req.reusedSocket && isConnectionReset(err) && !o.signal.aborted) {
+            resolve(attempt(true));
+            return;
+          }
+          reject(new Error(`${method} ${path}: ${err.message}`, { cause: err }));
+        });
+        if (o.idleTimeoutMs !== undefined) {
+          req.setTimeout(Math.ceil(o.idleTimeoutMs), () =>
+            req.destroy(new Error(`no data for ${o.idleTimeoutMs} ms`)),
+          );
+        }
+        req.end(o.body);
+      });
+    return attempt(false);
   }
 
   private currentCredentials(protocol: string, proxied: boolean): Promise<Credentials> {
@@ -376,4 +390,9 @@ function parseWatchLine(line: string): WatchEvent {
     throw new Error(`unexpected watch event type ${JSON.stringify(v.type)}`);
   }
   return { type: v.type as WatchEventType, object: v.object };
+}
+
+function isConnectionReset(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ECONNRESET" || code === "EPIPE";
 }

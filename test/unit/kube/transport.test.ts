@@ -382,3 +382,56 @@ describe("transport: credentials from the kubeconfig", () => {
     expect(reads).toBe(3);
   });
 });
+
+describe("transport: a kept-alive connection the server has closed", () => {
+  /** Answers every request, except that it drops the connection under the first one sent on a reused connection. */
+  function dropFirstReused(): { seen: string[] } {
+    const served = new WeakMap<object, number>();
+    const state = { seen: [] as string[], dropped: false };
+    handler = (req, res) => {
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      state.seen.push(`${req.method} ${req.url} #${n}`);
+      if (n > 1 && !state.dropped) {
+        state.dropped = true;
+        req.socket.destroy();
+        return;
+      }
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ n }));
+    };
+    return state;
+  }
+
+  it("sends a request reset on a reused connection once more, on a new one", async () => {
+    const state = dropFirstReused();
+    const t = createKubeTransport(kc);
+    await t.request({ path: "/api/v1/namespaces/a" });
+    const out = await t.request<{ n: number }>({
+      method: "PATCH",
+      path: "/apis/apptoken.io/v1alpha1/namespaces/a/apptokenrequests/r/status",
+      body: { status: {} },
+      contentType: "application/merge-patch+json",
+    });
+    // Answered on a fresh connection, after the reused one was dropped under it.
+    expect(out).toEqual({ n: 1 });
+    expect(state.seen).toEqual([
+      "GET /api/v1/namespaces/a #1",
+      "PATCH /apis/apptoken.io/v1alpha1/namespaces/a/apptokenrequests/r/status #2",
+      "PATCH /apis/apptoken.io/v1alpha1/namespaces/a/apptokenrequests/r/status #1",
+    ]);
+  });
+
+  it("does not send again a request reset on a new connection, nor more than once", async () => {
+    const seen: string[] = [];
+    handler = (req) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.socket.destroy();
+    };
+    const err = await createKubeTransport(kc)
+      .request({ method: "PUT", path: "/api/v1/namespaces/a/secrets/s", body: {} })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^PUT \/api\/v1\/namespaces\/a\/secrets\/s: socket hang up/);
+    expect(seen).toHaveLength(1);
+  });
+});
