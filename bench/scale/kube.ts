@@ -35,6 +35,19 @@ export async function pool(
   return doneAt;
 }
 
+/** Resolves once `done(now)` holds (checked twice a second); rejects after `timeoutMs`. */
+export async function pollUntil(
+  done: (now: number) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done(Date.now())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** Retries transient failures (the API server under load may time out or answer 429/5xx). */
 export async function withRetry<T>(what: string, fn: () => Promise<T>, attempts = 8): Promise<T> {
   let delay = 200;

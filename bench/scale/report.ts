@@ -175,12 +175,12 @@ export function markdown(r: RunReport): string {
     `| ${figure} | ${target} | ${cols.map(cell).join(" | ")} |`;
   const ratio = (c: ScaleResult) => c.cold.allReadyMs / c.floor.allReadyMs;
   const slopes: string[] = [];
+  const label = {
+    memory: "after the restart (all fresh)",
+    memorySteady: "after the refresh window, load passed",
+    memoryUnderLoad: "under the refresh load (not a target: includes the young generation grown for it)",
+  } as const;
   for (let i = 1; i < cols.length; i++) {
-    const label = {
-      memory: "after the restart (all fresh)",
-      memorySteady: "after the refresh window, load passed",
-      memoryUnderLoad: "under the refresh load (not a target: includes the young generation grown for it)",
-    } as const;
     for (const which of ["memory", "memorySteady", "memoryUnderLoad"] as const) {
       const rss = slope(cols[i - 1]!, cols[i]!, "rssBytes", which);
       const heap = slope(cols[i - 1]!, cols[i]!, "heapUsedBytes", which);

@@ -66,6 +66,7 @@ import {
   currentRevision,
   deleteCollection,
   harnessTransport,
+  pollUntil,
   kubeConfig,
   pool,
   withRetry,
@@ -173,9 +174,9 @@ function operatorWrites(d: RequestCounts): RequestCounts {
 
 async function runOne(n: number): Promise<ScaleResult> {
   const m = Math.max(1, Math.round(n / 10));
-  const TOKEN_SECONDS = tokenSecondsFor(n);
+  const tokenSeconds = tokenSecondsFor(n);
   // Long enough for the forced cohort's natural refresh (at half the lifetime) and 30 s after it.
-  const steadySeconds = num(env.BENCH_STEADY_SECONDS, n <= 1000 ? 90 : Math.max(600, TOKEN_SECONDS / 2 + 60));
+  const steadySeconds = num(env.BENCH_STEADY_SECONDS, n <= 1000 ? 90 : Math.max(600, tokenSeconds / 2 + 60));
   const work = mkdtempSync(join(tmpdir(), `apptoken-bench-${n}-`));
   const logDir = join(OUT, "logs");
   mkdirSync(logDir, { recursive: true });
@@ -187,7 +188,7 @@ async function runOne(n: number): Promise<ScaleResult> {
     m,
     namespaces: 50,
     steadySeconds,
-    tokenSeconds: TOKEN_SECONDS,
+    tokenSeconds,
   } as ScaleResult;
 
   say(n, "starting a fresh control plane");
@@ -440,8 +441,8 @@ async function runOne(n: number): Promise<ScaleResult> {
       await secrets.start();
       service.setConfig({
         ...service.config,
-        tokenLifetimeSeconds: TOKEN_SECONDS,
-        refreshInSeconds: Math.floor(TOKEN_SECONDS / 2),
+        tokenLifetimeSeconds: tokenSeconds,
+        refreshInSeconds: Math.floor(tokenSeconds / 2),
       });
       service.resetCounters();
       const before = await scrapeRequestCounts(access);
@@ -453,7 +454,7 @@ async function runOne(n: number): Promise<ScaleResult> {
       const start = Date.now();
       say(
         n,
-        `steady: ${TOKEN_SECONDS} s tokens for ${steadySeconds} s; forcing one request per key (${m}) onto them`,
+        `steady: ${tokenSeconds} s tokens for ${steadySeconds} s; forcing one request per key (${m}) onto them`,
       );
       /** One request per key force-refreshed: its token, and so every request on the key, is new. */
       const forceEveryKey = (stampValue: string) =>
@@ -471,7 +472,7 @@ async function runOne(n: number): Promise<ScaleResult> {
       await forceEveryKey(`bench-${start}`);
       const forcedAt = Date.now();
       // The forced cohort is due refresh_in (half the lifetime) after issue, minus up to 5 % jitter.
-      const half = (TOKEN_SECONDS / 2) * 1000;
+      const half = (tokenSeconds / 2) * 1000;
       const depthSamples: { t: number; depth: number }[] = [];
       const sampleDepth = async (): Promise<number> => {
         const text = await op.metricsText().catch(() => "");
@@ -482,7 +483,7 @@ async function runOne(n: number): Promise<ScaleResult> {
       let createAt = forcedAt + half - 1000;
       if (steadySeconds * 1000 < half + 15_000) createAt = start + steadySeconds * 500; // too short for a cohort
       while (Date.now() < createAt) {
-        if (Date.now() > forcedAt + half - 0.06 * TOKEN_SECONDS * 1000) await sampleDepth();
+        if (Date.now() > forcedAt + half - 0.06 * tokenSeconds * 1000) await sampleDepth();
         await sleep(500);
       }
       const depthAtCreate = await sampleDepth();
@@ -517,9 +518,9 @@ async function runOne(n: number): Promise<ScaleResult> {
         // process: the state it spends its life in with real (60-90 min) tokens.
         service.setConfig({ ...service.config, tokenLifetimeSeconds: 3600, refreshInSeconds: undefined });
         await forceEveryKey(`bench-${Date.now()}-long`);
-        await secrets.until(
+        await pollUntil(
           (now) => secrets.soonestExpiry() > now + 30 * 60_000,
-          (TOKEN_SECONDS + 120) * 1000,
+          (tokenSeconds + 120) * 1000,
           "every Secret on a long-lived token",
         );
         for (let quiet = 0; quiet < 3;) {

@@ -192,15 +192,6 @@ export class SecretWatcher {
     return soonest;
   }
 
-  /** Resolves once `done(now)` holds (checked twice a second); rejects after `timeoutMs`. */
-  async until(done: (now: number) => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done(Date.now())) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-
   private check(s: SecretProjection, now: number): void {
     this.checks++;
     if (!(s.expiresAt > now)) {

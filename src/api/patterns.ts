@@ -59,7 +59,7 @@ export const SECRET_KEY_RE = "^[-._a-zA-Z0-9]+$";
 export const DURATION_RE = "^([0-9]{1,6}(\\.[0-9]{1,9})?(ms|h|m|s))+$";
 
 /**
- * A template data value: any text in which every `{{` opens one of the three placeholders
+ * A template data value: a text in which every `{{` opens one of the three placeholders
  * `{{ .accessToken }}`, `{{ .tokenType }}`, `{{ .expiresAt }}` (spaces inside the braces optional).
  * A stray or unknown `{{` is rejected so that a typo cannot leak template syntax into the Secret.
  */

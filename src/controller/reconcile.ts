@@ -523,12 +523,7 @@ export class Reconciler {
     if (existing && secretIsCurrent(existing, desired)) return { created: false };
     if (!existing) {
       try {
-        this.noteWrite(
-          await this.d.api.createSecret(toSecretBody(desired, undefined), signal),
-          desired,
-          undefined,
-        );
-        return { created: true };
+        return await this.createSecret(desired, signal);
       } catch (e) {
         if (!isConflict(e)) throw e;
         // It exists but is not in our label-selected informer (yet): read it to find out whose it is.
@@ -544,14 +539,7 @@ export class Reconciler {
                 if (isNotFound(e)) return undefined;
                 throw e;
               });
-      if (!current) {
-        this.noteWrite(
-          await this.d.api.createSecret(toSecretBody(desired, undefined), signal),
-          desired,
-          undefined,
-        );
-        return { created: true };
-      }
+      if (!current) return this.createSecret(desired, signal);
       if (!isOwnedBy(current as SecretLike, req)) {
         return {
           created: false,
@@ -590,6 +578,15 @@ export class Reconciler {
       }
     }
     return { created: false };
+  }
+
+  private async createSecret(desired: DesiredSecret, signal: AbortSignal): Promise<{ created: true }> {
+    this.noteWrite(
+      await this.d.api.createSecret(toSecretBody(desired, undefined), signal),
+      desired,
+      undefined,
+    );
+    return { created: true };
   }
 
   /** Remembers a write of ours until the informer delivers it (see OwnWrites.wrote). */
