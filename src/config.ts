@@ -10,6 +10,23 @@ const bindAddress = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$|^0$/, "must be host:port, :port, or 0 to disable");
 
+/** A host name, IPv4 or bracketed IPv6 literal, optionally with a port. */
+const ALLOWED_HOST_RE =
+  /^([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?$/;
+
+/** The token services of the three Entra ID clouds: where a credential may go unless told otherwise. */
+export const DEFAULT_ALLOWED_AUTHORITY_HOSTS = [
+  "login.microsoftonline.com",
+  "login.chinacloudapi.cn",
+  "login.microsoftonline.us",
+];
+/** The token-exchange audiences of the three clouds: what a service-account token may be minted for. */
+export const DEFAULT_ALLOWED_TOKEN_AUDIENCES = [
+  "api://AzureADTokenExchange",
+  "api://AzureADTokenExchangeChina",
+  "api://AzureADTokenExchangeUSGov",
+];
+
 const ConfigSchema = z.object({
   kubeconfig: z.string().optional(),
   namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")),
@@ -24,6 +41,14 @@ const ConfigSchema = z.object({
   tokenRequestsPerSecond: z.number().positive().max(100_000),
   authorityCaFile: z.string().optional(),
   allowInsecureLoopbackAuthority: z.boolean(),
+  allowedAuthorityHosts: z
+    .array(z.string().regex(ALLOWED_HOST_RE, "each entry must be host or host:port (no scheme, no path)"))
+    .min(1, "must name at least one host"),
+  allowedTokenAudiences: z.array(z.string().min(1).max(253)).min(1, "must name at least one audience"),
+  clusterResourceNamespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")
+    .optional(),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
   /** Pretty logs for people at a terminal; JSON otherwise. */
   logFormat: z.enum(["json", "pretty", "auto"]),
@@ -133,12 +158,35 @@ export const FLAGS: Record<string, FlagSpec> = {
     env: "APPTOKEN_ALLOW_INSECURE_LOOPBACK_AUTHORITY",
     help: "dev only: allow http:// authorities on 127.0.0.0/8 and ::1",
   },
+  "allowed-authority-hosts": {
+    key: "allowedAuthorityHosts",
+    type: "string",
+    multiple: true,
+    default: DEFAULT_ALLOWED_AUTHORITY_HOSTS,
+    env: "APPTOKEN_ALLOWED_AUTHORITY_HOSTS",
+    help: "the only token service hosts a credential is ever sent to: host (port 443) or host:port, comma-separated or repeated",
+  },
+  "allowed-token-audiences": {
+    key: "allowedTokenAudiences",
+    type: "string",
+    multiple: true,
+    default: DEFAULT_ALLOWED_TOKEN_AUDIENCES,
+    env: "APPTOKEN_ALLOWED_TOKEN_AUDIENCES",
+    help: "the only audiences a workload-identity service-account token is minted for, comma-separated or repeated",
+  },
+  "cluster-resource-namespace": {
+    key: "clusterResourceNamespace",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_CLUSTER_RESOURCE_NAMESPACE",
+    help: "where ClusterAppRegistrations' Secrets and ServiceAccounts live; default the pod's namespace, else apptoken-system",
+  },
   "log-level": {
     key: "logLevel",
     type: "string",
     default: "info",
     env: "APPTOKEN_LOG_LEVEL",
-    help: "trace|debug|info|warn|error",
+    help: "trace|debug|info|warn|error|fatal",
   },
   "log-format": {
     key: "logFormat",
@@ -172,11 +220,7 @@ export function helpText(): string {
 }
 
 function fromEnv(f: FlagSpec, raw: string, flag: string): unknown {
-  if (f.multiple)
-    return raw
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean);
+  if (f.multiple) return splitList(raw);
   if (f.type === "boolean") {
     if (/^(1|true|yes)$/i.test(raw)) return true;
     if (/^(0|false|no|)$/i.test(raw)) return false;
@@ -184,6 +228,13 @@ function fromEnv(f: FlagSpec, raw: string, flag: string): unknown {
   }
   if (f.type === "number") return toNumber(raw, `${f.env} (for --${flag})`);
   return raw;
+}
+
+function splitList(raw: string): string[] {
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function toNumber(raw: string, what: string): number {
@@ -218,7 +269,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   for (const [name, f] of Object.entries(FLAGS)) {
     const v = parsed.values[name];
     if (v !== undefined) {
-      raw[f.key] = f.type === "number" ? toNumber(String(v), `--${name}`) : v;
+      raw[f.key] =
+        f.type === "number"
+          ? toNumber(String(v), `--${name}`)
+          : f.multiple && Array.isArray(v)
+            ? v.flatMap((item) => splitList(String(item)))
+            : v;
     } else if (env[f.env] !== undefined && env[f.env] !== "") {
       raw[f.key] = fromEnv(f, env[f.env]!, name);
     } else {

@@ -10,7 +10,7 @@ import { TokenBucket, TokenCache } from "./cache/index.js";
 import { systemClock } from "./clock.js";
 import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
 import { AppTokenController } from "./controller/controller.js";
-import { TokenClient } from "./identity/index.js";
+import { TokenClient, allowedHostSet, type AuthorityPolicy } from "./identity/index.js";
 import { KubeApiClient } from "./kube/api-client.js";
 import { EventRecorder } from "./kube/events.js";
 import { LeaderElector } from "./kube/leader-election.js";
@@ -39,7 +39,11 @@ function loadKubeConfig(config: Config): KubeConfig {
 }
 
 function leaseNamespace(config: Config): string {
-  if (config.leaderElectionNamespace) return config.leaderElectionNamespace;
+  return config.leaderElectionNamespace ?? podNamespace();
+}
+
+/** The operator's own namespace: POD_NAMESPACE, else the in-cluster file, else apptoken-system. */
+function podNamespace(): string {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
   try {
     return readFileSync(IN_CLUSTER_NAMESPACE_FILE, "utf8").trim();
@@ -64,10 +68,15 @@ async function run(config: Config, log: Logger): Promise<number> {
     onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }),
     mayWrite: () => !config.leaderElect || elector?.holdsLease() === true,
   });
+  const authority: AuthorityPolicy = {
+    allowInsecureLoopback: config.allowInsecureLoopbackAuthority,
+    allowedHosts: allowedHostSet(config.allowedAuthorityHosts),
+  };
   const tokenClient = new TokenClient({
     clock,
     caBundle: config.authorityCa,
-    allowInsecureLoopback: config.allowInsecureLoopbackAuthority,
+    allowInsecureLoopback: authority.allowInsecureLoopback,
+    allowedAuthorityHosts: authority.allowedHosts,
   });
   const cache = new TokenCache({
     clock,
@@ -93,7 +102,9 @@ async function run(config: Config, log: Logger): Promise<number> {
     cache,
     tokenClient,
     events,
-    authority: { allowInsecureLoopback: config.allowInsecureLoopbackAuthority },
+    authority,
+    allowedAudiences: new Set(config.allowedTokenAudiences),
+    clusterResourceNamespace: config.clusterResourceNamespace ?? podNamespace(),
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
   });
@@ -123,6 +134,8 @@ async function run(config: Config, log: Logger): Promise<number> {
       metrics: metricsAt ?? "disabled",
       health: healthAt ?? "disabled",
       leaderElect: config.leaderElect,
+      allowedAuthorityHosts: config.allowedAuthorityHosts,
+      allowedTokenAudiences: config.allowedTokenAudiences,
     },
     "apptoken-operator starting",
   );

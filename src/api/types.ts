@@ -1,11 +1,12 @@
 /**
- * AppTokenRequest (apptoken.io/v1alpha1) as TypeScript sees it. These mirror
- * crds/apptoken.io_apptokenrequests.yaml, which is the source of truth; field documentation lives
- * there (and in `kubectl explain`). schema.ts proves at compile time that its zod schema produces
- * exactly these shapes.
+ * The apptoken.io/v1alpha1 API as TypeScript sees it: AppRegistration and ClusterAppRegistration
+ * (an Entra app and its credential, owned by whoever administers the namespace or the cluster) and
+ * AppTokenRequest (a tenant and a scope asked of one registration). These mirror the CRDs in
+ * crds/, which are the source of truth; field documentation lives there (and in `kubectl
+ * explain`). schema.ts proves at compile time that its zod schemas produce exactly these shapes.
  *
  * Spec types describe a spec *after* the apiserver's defaulting: fields with a CRD default (cloud,
- * sendX5C, audience) are always present in what the controller reads.
+ * sendX5C) are always present in what the controller reads.
  */
 
 export const GROUP = "apptoken.io";
@@ -16,12 +17,23 @@ export const PLURAL = "apptokenrequests";
 export const SINGULAR = "apptokenrequest";
 export const SHORT_NAME = "atr";
 
+export const APP_REGISTRATION_KIND = "AppRegistration";
+export const APP_REGISTRATION_PLURAL = "appregistrations";
+export const APP_REGISTRATION_SHORT_NAME = "appreg";
+export const CLUSTER_APP_REGISTRATION_KIND = "ClusterAppRegistration";
+export const CLUSTER_APP_REGISTRATION_PLURAL = "clusterappregistrations";
+export const CLUSTER_APP_REGISTRATION_SHORT_NAME = "cappreg";
+
 export const CLOUDS = ["AzurePublic", "AzureChina", "AzureUSGovernment"] as const;
 export type Cloud = (typeof CLOUDS)[number];
 export const DEFAULT_CLOUD: Cloud = "AzurePublic";
 
-/** The audience a service-account token is minted for when workloadIdentity.audience is not set. */
-export const DEFAULT_WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange";
+/** The token-exchange audience of each cloud: what a workload-identity token is minted for by default. */
+export const TOKEN_EXCHANGE_AUDIENCES: Readonly<Record<Cloud, string>> = {
+  AzurePublic: "api://AzureADTokenExchange",
+  AzureChina: "api://AzureADTokenExchangeChina",
+  AzureUSGovernment: "api://AzureADTokenExchangeUSGov",
+};
 
 /** Keys the operator always writes into the target Secret; a template cannot redefine them. */
 export const TOKEN_SECRET_KEYS = ["access_token", "token_type", "expires_at"] as const;
@@ -30,8 +42,15 @@ export const TOKEN_SECRET_KEYS = ["access_token", "token_type", "expires_at"] as
 export const DEFAULT_CERT_KEY = "tls.crt";
 export const DEFAULT_KEY_KEY = "tls.key";
 
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
 export interface ClientSecretCredential {
-  secretRef: { name: string; key: string };
+  secretRef: SecretKeyRef;
+  /** RFC 3339: when the secret expires (Entra shows it in the portal); only watched, never enforced by Entra through us. */
+  expiresAt?: string;
 }
 
 export interface CertificateSecretRef {
@@ -53,7 +72,17 @@ export interface CertificateCredential {
 
 export interface WorkloadIdentityCredential {
   serviceAccountName: string;
-  audience: string;
+  /**
+   * The audience the service-account token is minted for. Optional: the token-exchange audience
+   * of the registration's cloud when unset. Either way it must be one of the operator's
+   * --allowed-token-audiences, or nothing is minted (AudienceNotAllowed).
+   */
+  audience?: string;
+}
+
+/** A signed JWT kept fresh in a Secret by another system (SPIFFE, a CI issuer, ...), sent as is. */
+export interface ClientAssertionCredential {
+  secretRef: SecretKeyRef;
 }
 
 /** Exactly one member is set (the CRD and the schema enforce it). */
@@ -61,6 +90,57 @@ export interface Credential {
   clientSecret?: ClientSecretCredential;
   certificate?: CertificateCredential;
   workloadIdentity?: WorkloadIdentityCredential;
+  clientAssertion?: ClientAssertionCredential;
+}
+
+export const CREDENTIAL_KINDS = ["ClientSecret", "Certificate", "WorkloadIdentity", "ClientAssertion"] as const;
+export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
+
+/** metav1.LabelSelector. */
+export const LABEL_SELECTOR_OPERATORS = ["In", "NotIn", "Exists", "DoesNotExist"] as const;
+export type LabelSelectorOperator = (typeof LABEL_SELECTOR_OPERATORS)[number];
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: LabelSelectorOperator;
+  values?: string[];
+}
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+/** The spec both registration kinds share: one Entra app and how to prove it is that app. */
+export interface AppRegistrationSpec {
+  clientId: string;
+  cloud: Cloud;
+  /** https://host[:port][/path]; must be in the operator's --allowed-authority-hosts. */
+  authorityHost?: string;
+  credential: Credential;
+  /** Tenant GUIDs or domains requests may name; "*" = any. Unset = any. Compared case-insensitively. */
+  allowedTenants?: string[];
+  /** Exact scopes requests may name. Unset = any. */
+  allowedScopes?: string[];
+}
+
+export interface ClusterAppRegistrationSpec extends AppRegistrationSpec {
+  /** Namespaces whose requests may use it; required; {} selects every namespace. */
+  namespaceSelector: LabelSelector;
+}
+
+export interface RegistrationCredentialStatus {
+  kind?: CredentialKind;
+  /** RFC 3339: certificate notAfter, clientSecret.expiresAt, or the client assertion's exp. */
+  expiresAt?: string;
+  /** Uppercase hex SHA-256 of the certificate (DER); certificates only. Never a secret. */
+  thumbprintSHA256?: string;
+}
+
+export interface AppRegistrationStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  credential?: RegistrationCredentialStatus;
+  /** AppTokenRequests that reference it now. */
+  requests?: number;
 }
 
 export interface SecretTemplate {
@@ -76,13 +156,19 @@ export interface Target {
   template?: SecretTemplate;
 }
 
+export const APP_REF_KINDS = [APP_REGISTRATION_KIND, CLUSTER_APP_REGISTRATION_KIND] as const;
+export type AppRefKind = (typeof APP_REF_KINDS)[number];
+
+export interface AppRef {
+  /** AppRegistration (same namespace as the request) or ClusterAppRegistration. */
+  kind: AppRefKind;
+  name: string;
+}
+
 export interface AppTokenRequestSpec {
+  appRef: AppRef;
   tenantId: string;
-  clientId: string;
   scope: string;
-  cloud: Cloud;
-  authorityHost?: string;
-  credential: Credential;
   target?: Target;
   /** Go duration ("20m"); parse with parseDuration() from duration.ts. */
   refreshBefore?: string;
@@ -148,4 +234,33 @@ export interface AppTokenRequest {
   metadata: AppTokenRequestMetadata;
   spec: AppTokenRequestSpec;
   status?: AppTokenRequestStatus;
+}
+
+export interface RegistrationMetadata {
+  name: string;
+  /** Absent for a ClusterAppRegistration. */
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+export interface AppRegistration {
+  apiVersion: typeof API_VERSION;
+  kind: typeof APP_REGISTRATION_KIND;
+  metadata: RegistrationMetadata & { namespace: string };
+  spec: AppRegistrationSpec;
+  status?: AppRegistrationStatus;
+}
+
+export interface ClusterAppRegistration {
+  apiVersion: typeof API_VERSION;
+  kind: typeof CLUSTER_APP_REGISTRATION_KIND;
+  metadata: RegistrationMetadata;
+  spec: ClusterAppRegistrationSpec;
+  status?: AppRegistrationStatus;
 }

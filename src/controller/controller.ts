@@ -15,19 +15,29 @@ import type { EventRecorder } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import type { KubeLogger } from "../kube/log.js";
 import { objectKey, splitObjectKey } from "../kube/object-key.js";
-import { createAppTokenRequestInformer, createManagedSecretInformer } from "../kube/operator-informers.js";
+import {
+  createAppTokenRequestInformer,
+  createManagedSecretInformer,
+  createNamespaceInformer,
+  createRegistrationInformer,
+} from "../kube/operator-informers.js";
 import { intern, projectSecret, trimAppTokenRequest, type SecretProjection } from "../kube/projections.js";
 import {
+  APP_REF_INDEX,
   CREDENTIAL_SECRET_INDEX,
+  appRefKeys,
   controllerOwnerKey,
   credentialSecretKeys,
+  registrationRefKey,
 } from "../kube/request-indexes.js";
 import type { KubeTransport } from "../kube/transport.js";
-import type { RawObject } from "../kube/types.js";
+import type { KubeObject, RawObject } from "../kube/types.js";
 import { WorkQueue, type Priority } from "../kube/work-queue.js";
 import type { Metrics } from "../observability/metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
 import { Reconciler } from "./reconcile.js";
+import { RegistrationDirectory } from "./registrations/directory.js";
+import { RegistrationReconciler } from "./registrations/registration-reconcile.js";
 import { shareStatusMessages, shareTokenTimes } from "./status.js";
 import { ANNOTATION, secretDataDigest } from "./target-secret.js";
 
@@ -41,6 +51,10 @@ export interface ControllerOptions {
   tokenClient: Pick<TokenClient, "requestToken">;
   events: EventRecorder;
   authority: AuthorityPolicy;
+  /** --allowed-token-audiences. */
+  allowedAudiences: ReadonlySet<string>;
+  /** Where ClusterAppRegistrations' Secrets and ServiceAccounts live. */
+  clusterResourceNamespace: string;
   namespaces: readonly string[];
   concurrency: number;
   /** Drain deadline for in-flight reconciles on shutdown. */
@@ -50,9 +64,15 @@ export interface ControllerOptions {
 export class AppTokenController {
   readonly requests: Informer<RawObject>;
   readonly managedSecrets: Informer<SecretProjection>;
+  readonly appRegistrations: Informer<RawObject>;
+  readonly clusterAppRegistrations: Informer<RawObject>;
+  readonly namespaceLabels: Informer<KubeObject>;
   readonly credentialSecrets: CredentialSecrets;
   readonly queue: WorkQueue;
+  /** Registrations' status (credential loaded, requests using it): few keys, a queue of their own. */
+  readonly registrationQueue: WorkQueue;
   readonly reconciler: Reconciler;
+  readonly registrationReconciler: RegistrationReconciler;
   private readonly persisted = new PersistedTokens();
   /** True until this replica starts reconciling: until then it reads tokens back from Secrets. */
   private collecting = true;
@@ -102,39 +122,79 @@ export class AppTokenController {
         return projection;
       },
     });
+    this.appRegistrations = createRegistrationInformer("AppRegistration", {
+      transport: o.transport,
+      namespaces,
+      log: kubeLog,
+      clusterResourceNamespace: o.clusterResourceNamespace,
+    });
+    this.clusterAppRegistrations = createRegistrationInformer("ClusterAppRegistration", {
+      transport: o.transport,
+      log: kubeLog,
+      clusterResourceNamespace: o.clusterResourceNamespace,
+    });
+    this.namespaceLabels = createNamespaceInformer({ transport: o.transport, log: kubeLog });
+    const queueMetrics = {
+      added: (priority: Priority) => o.metrics.queueAdds.inc({ priority }),
+      queueLatency: (ms: number, priority: Priority) =>
+        o.metrics.queueLatency.observe({ priority }, ms / 1000),
+      // reconcileDuration is observed by the reconciler itself, with its own error accounting.
+      workDuration: () => undefined,
+      retried: () => o.metrics.queueRetries.inc(),
+    };
     this.queue = new WorkQueue({
-      metrics: {
-        added: (priority) => o.metrics.queueAdds.inc({ priority }),
-        queueLatency: (ms, priority) => o.metrics.queueLatency.observe({ priority }, ms / 1000),
-        // reconcileDuration is observed by the reconciler itself, with its own error accounting.
-        workDuration: () => undefined,
-        retried: () => o.metrics.queueRetries.inc(),
-      },
+      metrics: queueMetrics,
       onHandlerError: (key, err) =>
         o.log.warn(
           { request: key, err: err instanceof Error ? err.message : String(err) },
           "reconcile failed; retrying with backoff",
         ),
     });
+    this.registrationQueue = new WorkQueue({
+      metrics: queueMetrics,
+      onHandlerError: (key, err) =>
+        o.log.warn(
+          { registration: key, err: err instanceof Error ? err.message : String(err) },
+          "registration reconcile failed; retrying with backoff",
+        ),
+    });
+    // A ClusterAppRegistration's Secret is in the cluster resource namespace, watched even when
+    // the operator serves only some namespaces.
+    const credentialNamespaces = namespaces
+      ? [...new Set([...namespaces, o.clusterResourceNamespace])]
+      : undefined;
     this.credentialSecrets = new CredentialSecrets({
       transport: o.transport,
-      namespaces,
+      namespaces: credentialNamespaces,
       log: kubeLog,
       onChange: (ns, name) => {
-        for (const k of this.requests.indexKeys(CREDENTIAL_SECRET_INDEX, objectKey(ns, name)))
-          this.queue.add(k, "high");
+        const secret = objectKey(ns, name);
+        for (const informer of [this.appRegistrations, this.clusterAppRegistrations]) {
+          for (const key of informer.indexKeys(CREDENTIAL_SECRET_INDEX, secret)) {
+            const obj = informer.getByKey(key);
+            if (obj) this.registrationChanged(refOf(obj));
+          }
+        }
       },
     });
     const credentials = new CredentialResolver({
       secrets: this.credentialSecrets,
       serviceAccountTokens: o.api,
       clock: o.clock,
+      allowedAudiences: o.allowedAudiences,
+    });
+    const directory = new RegistrationDirectory({
+      appRegistrations: this.appRegistrations,
+      clusterAppRegistrations: this.clusterAppRegistrations,
+      namespaces: this.namespaceLabels,
+      clusterResourceNamespace: o.clusterResourceNamespace,
     });
     this.reconciler = new Reconciler({
       clock: o.clock,
       requests: this.requests,
       managedSecrets: this.managedSecrets,
       credentials,
+      registrations: directory,
       cache: o.cache,
       tokenClient: o.tokenClient,
       api: o.api,
@@ -145,24 +205,47 @@ export class AppTokenController {
       persisted: this.persisted,
       enqueue: (k, p) => this.queue.add(k, p),
     });
+    this.registrationReconciler = new RegistrationReconciler({
+      clock: o.clock,
+      directory,
+      requests: this.requests,
+      credentials,
+      api: o.api,
+      events: o.events,
+      authority: o.authority,
+      log: o.log.child({ component: "registrations" }),
+    });
     this.registerHandlers();
     this.registerGauges();
   }
 
   /** Starts every watch; resolves when all caches are synced (or false when aborted first). */
   async startWatching(signal: AbortSignal): Promise<boolean> {
-    this.requests.start();
-    this.managedSecrets.start();
+    for (const i of this.informers()) i.start();
     this.credentialSecrets.start();
-    const synced = await Promise.all([
-      this.requests.waitForSync(signal),
-      this.managedSecrets.waitForSync(signal),
-    ]);
+    // Registrations and namespaces too: a request reconciled before its registration is known
+    // would be refused AppRegistrationNotFound for nothing.
+    const synced = await Promise.all(this.informers().map((i) => i.waitForSync(signal)));
     return synced.every(Boolean);
   }
 
   hasSynced(): boolean {
-    return this.requests.hasSynced() && this.managedSecrets.hasSynced() && this.credentialSecrets.hasSynced();
+    return this.informers().every((i) => i.hasSynced()) && this.credentialSecrets.hasSynced();
+  }
+
+  private informers(): {
+    start(): void;
+    stop(): Promise<void>;
+    hasSynced(): boolean;
+    waitForSync(s: AbortSignal): Promise<boolean>;
+  }[] {
+    return [
+      this.requests,
+      this.managedSecrets,
+      this.appRegistrations,
+      this.clusterAppRegistrations,
+      this.namespaceLabels,
+    ];
   }
 
   /**
@@ -185,6 +268,12 @@ export class AppTokenController {
     for (const key of this.requests.keys())
       this.queue.add(key, this.neverSynced(this.requests.getByKey(key)) ? "high" : "low");
     this.queue.run((key, s) => this.reconciler.reconcile(key, s), { concurrency: this.o.concurrency });
+    for (const informer of [this.appRegistrations, this.clusterAppRegistrations])
+      for (const key of informer.keys()) {
+        const obj = informer.getByKey(key);
+        if (obj && this.ownsStatus(refOf(obj))) this.registrationQueue.add(refOf(obj), "high");
+      }
+    this.registrationQueue.run((ref, s) => this.registrationReconciler.reconcile(ref, s), { concurrency: 2 });
     const releaser = setInterval(() => this.reconciler.releaseForgotten(), 30_000);
     releaser.unref();
     signal.addEventListener("abort", () => clearInterval(releaser), { once: true });
@@ -194,17 +283,56 @@ export class AppTokenController {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
     });
-    const { drained } = await this.queue.shutDown({ drainTimeoutMs: this.o.drainTimeoutMs ?? 20_000 });
+    const [{ drained }] = await Promise.all([
+      this.queue.shutDown({ drainTimeoutMs: this.o.drainTimeoutMs ?? 20_000 }),
+      this.registrationQueue.shutDown({ drainTimeoutMs: this.o.drainTimeoutMs ?? 20_000 }),
+    ]);
     this.leading = false;
     this.o.log.info({ drained }, "stopped reconciling");
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.requests.stop(), this.managedSecrets.stop(), this.credentialSecrets.stop()]);
+    await Promise.all([...this.informers().map((i) => i.stop()), this.credentialSecrets.stop()]);
   }
 
   private enqueue(key: string, priority: Priority): void {
     if (this.leading) this.queue.add(key, priority);
+  }
+
+  /** Requests of `namespace` that use a ClusterAppRegistration are checked against its selector again. */
+  private namespaceLabelsChanged(namespace: string): void {
+    const prefix = `${namespace}/`;
+    for (const key of this.requests.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const ref = appRefKeys(this.requests.getByKey(key) ?? { metadata: {} })[0];
+      if (ref?.startsWith("ClusterAppRegistration:")) this.enqueue(key, "high");
+    }
+  }
+
+  /** A registration (or its credential) changed: its status, and every request that uses it. */
+  private registrationChanged(ref: string): void {
+    if (!this.leading) return;
+    if (this.ownsStatus(ref)) this.registrationQueue.add(ref, "high");
+    for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.queue.add(key, "high");
+  }
+
+  /**
+   * A request started or stopped naming a registration: its status.requests is recounted, a few
+   * seconds later, so that 10^4 requests applied at once make one status write, not 10^4.
+   */
+  private countChanged(obj: RawObject): void {
+    const ref = appRefKeys(obj)[0];
+    if (ref !== undefined && this.leading && this.ownsStatus(ref))
+      this.registrationQueue.addAfter(ref, 2_000, "low");
+  }
+
+  /**
+   * An install that serves only some namespaces uses ClusterAppRegistrations but does not write
+   * their status: it would count only its own namespaces' requests, and two such installs in one
+   * cluster would overwrite each other's. The cluster-wide install owns it.
+   */
+  private ownsStatus(ref: string): boolean {
+    return this.o.namespaces.length === 0 || !ref.startsWith("ClusterAppRegistration:");
   }
 
   private neverSynced(obj: RawObject | undefined): boolean {
@@ -216,11 +344,16 @@ export class AppTokenController {
     this.requests.addEventHandler({
       onAdd: (obj, { initialList, key }) => {
         this.enqueue(key, initialList && !this.neverSynced(obj) ? "low" : "high");
+        if (!initialList) this.countChanged(obj);
       },
       onUpdate: (oldObj, newObj, { resync, key }) => {
         if (resync) return this.enqueue(key, "low");
         this.reconciler.observed(key, newObj);
         const specChanged = oldObj.metadata.generation !== newObj.metadata.generation;
+        if (specChanged && appRefKeys(oldObj)[0] !== appRefKeys(newObj)[0]) {
+          this.countChanged(oldObj);
+          this.countChanged(newObj);
+        }
         const forceChanged =
           oldObj.metadata.annotations?.[ANNOTATION.forceRefresh] !==
           newObj.metadata.annotations?.[ANNOTATION.forceRefresh];
@@ -231,13 +364,43 @@ export class AppTokenController {
       onDelete: (obj, { key }) => {
         this.queue.forget(key);
         this.reconciler.forget(key);
-        // A credential nobody references any more leaves memory (its data is a secret).
-        for (const ref of credentialSecretKeys(obj)) {
-          if (this.requests.indexKeys(CREDENTIAL_SECRET_INDEX, ref).length === 0) {
-            const { namespace, name } = splitObjectKey(ref);
-            this.credentialSecrets.forget(namespace, name);
+        this.countChanged(obj);
+      },
+    });
+    for (const informer of [this.appRegistrations, this.clusterAppRegistrations]) {
+      informer.addEventHandler({
+        onAdd: (obj) => this.registrationChanged(refOf(obj)),
+        onUpdate: (oldObj, newObj, { resync }) => {
+          // Status-only updates are our own writes; a request depends on the spec alone.
+          if (resync || oldObj.metadata.generation === newObj.metadata.generation) return;
+          this.registrationChanged(refOf(newObj));
+        },
+        onDelete: (obj) => {
+          const ref = refOf(obj);
+          this.registrationReconciler.forget(ref);
+          this.registrationChanged(ref);
+          // A credential no registration names any more leaves memory (its data is a secret).
+          for (const secret of credentialSecretKeys(obj, this.o.clusterResourceNamespace)) {
+            const stillUsed = [this.appRegistrations, this.clusterAppRegistrations].some(
+              (i) => i.indexKeys(CREDENTIAL_SECRET_INDEX, secret).length > 0,
+            );
+            if (!stillUsed) {
+              const { namespace, name } = splitObjectKey(secret);
+              this.credentialSecrets.forget(namespace, name);
+            }
           }
-        }
+        },
+      });
+    }
+    // Labels decide which namespaces a ClusterAppRegistration serves: a change is re-checked now.
+    // A namespace created with its labels may reach this informer after its first requests did.
+    this.namespaceLabels.addEventHandler({
+      onAdd: (ns, { initialList }) => {
+        if (!initialList) this.namespaceLabelsChanged(ns.metadata.name ?? "");
+      },
+      onUpdate: (oldNs, newNs, { resync }) => {
+        if (resync || sameLabels(oldNs.metadata.labels, newNs.metadata.labels)) return;
+        this.namespaceLabelsChanged(newNs.metadata.name ?? "");
       },
     });
     this.managedSecrets.addEventHandler({
@@ -286,6 +449,16 @@ export class AppTokenController {
       collectors.expiry();
     });
   }
+}
+
+function refOf(obj: KubeObject): string {
+  return registrationRefKey(obj.kind ?? "", obj.metadata.namespace, obj.metadata.name ?? "");
+}
+
+function sameLabels(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const ak = Object.keys(a ?? {});
+  if (ak.length !== Object.keys(b ?? {}).length) return false;
+  return ak.every((k) => a?.[k] === b?.[k]);
 }
 
 /** pino's (object, message) signature is what src/kube expects. */

@@ -1,10 +1,13 @@
 /**
- * "Is the credential usable?": turns an AppTokenRequest's `spec.credential` into a ClientCredential
+ * "Is the credential usable?": turns a registration's `spec.credential` into a ClientCredential
  * the token client can present, reading the credential Secret (or minting service-account tokens)
- * in the request's own namespace.
+ * in the registration's namespace (the cluster resource namespace for a ClusterAppRegistration).
  *
- * - Same namespace only. `resolve` takes the request's namespace and the refs carry only a name,
- *   so no spec can make the operator read another namespace's Secret or ServiceAccount (DESIGN §2).
+ * - One namespace only. `resolve` takes the registration's credential namespace and the refs carry
+ *   only a name, so no spec can make the operator read another namespace's Secret or
+ *   ServiceAccount; and only a registration, which request creators cannot write, is resolved.
+ * - A workload identity is minted only for an audience in --allowed-token-audiences (checked here
+ *   and again at the TokenRequest call).
  * - Built credentials are memoized by what they were built from: the Secret's namespace/name and
  *   resourceVersion, the ref's fields and sendX5C. A reconcile of an unchanged Secret costs a Map
  *   lookup, however many of the 10^5 requests share it; a certificate is parsed (≈1 ms, a PFX far
@@ -19,11 +22,12 @@
  *   a token.
  */
 import type {
+  Cloud,
   Credential,
   CertificateCredential as CertificateSpec,
   ClientSecretCredential,
 } from "../api/types.js";
-import { DEFAULT_CERT_KEY, DEFAULT_KEY_KEY } from "../api/types.js";
+import { DEFAULT_CERT_KEY, DEFAULT_KEY_KEY, TOKEN_EXCHANGE_AUDIENCES } from "../api/types.js";
 import { DNS1123_SUBDOMAIN_RE } from "../api/patterns.js";
 import type { Clock } from "../clock.js";
 import type { ClientCredential, CredentialProblem } from "../identity/index.js";
@@ -31,6 +35,7 @@ import {
   CredentialError,
   PermanentError,
   certificateCredential,
+  clientAssertionCredential,
   clientSecretCredential,
   workloadIdentityCredential,
 } from "../identity/index.js";
@@ -39,7 +44,7 @@ import type { CredentialSecret, CredentialSecrets } from "../kube/credential-sec
 import { kubernetesApiError } from "./credentials/kubernetes-api-error.js";
 import { LruMap } from "./credentials/lru-map.js";
 import { endsWithNewline, secretValue } from "./credentials/secret-values.js";
-import { ServiceAccountTokenCache } from "./credentials/service-account-tokens.js";
+import { ServiceAccountTokenCache, checkAudience } from "./credentials/service-account-tokens.js";
 
 export { SERVICE_ACCOUNT_TOKEN_SECONDS } from "./credentials/service-account-tokens.js";
 
@@ -52,11 +57,14 @@ export interface CredentialResolverOptions {
   clock: Clock;
   /** Bound on memoized credentials, least recently used dropped first; default 10 000. */
   maxEntries?: number;
+  /** --allowed-token-audiences: a workload identity for any other audience is refused. */
+  allowedAudiences: ReadonlySet<string>;
 }
 
 const CLIENT_SECRET_REF = "spec.credential.clientSecret.secretRef";
 const CERTIFICATE_REF = "spec.credential.certificate.secretRef";
 const WORKLOAD_IDENTITY = "spec.credential.workloadIdentity";
+const CLIENT_ASSERTION_REF = "spec.credential.clientAssertion.secretRef";
 
 const OBJECT_NAME = new RegExp(DNS1123_SUBDOMAIN_RE);
 const MAX_OBJECT_NAME = 253;
@@ -91,6 +99,7 @@ export class CredentialResolver {
       api: o.serviceAccountTokens,
       clock: o.clock,
       maxEntries,
+      allowedAudiences: o.allowedAudiences,
     });
   }
 
@@ -105,17 +114,36 @@ export class CredentialResolver {
    * an assertion, not here; failures to do so (ServiceAccountNotFound, KubernetesApiError) surface
    * from the token client.
    */
-  async resolve(namespace: string, credential: Credential, signal?: AbortSignal): Promise<ClientCredential> {
+  async resolve(
+    namespace: string,
+    credential: Credential,
+    signal?: AbortSignal,
+    cloud: Cloud = "AzurePublic",
+  ): Promise<ClientCredential> {
     signal?.throwIfAborted();
-    const { clientSecret, certificate, workloadIdentity } = credential;
-    const members = [clientSecret, certificate, workloadIdentity].filter((m) => m !== undefined).length;
+    const { clientSecret, certificate, workloadIdentity, clientAssertion } = credential;
+    const members = [clientSecret, certificate, workloadIdentity, clientAssertion].filter(
+      (m) => m !== undefined,
+    ).length;
     if (members !== 1) {
       throw invalidSpec(
-        `spec.credential must set exactly one of clientSecret, certificate and workloadIdentity (${members} set)`,
+        `spec.credential must set exactly one of clientSecret, certificate, workloadIdentity and clientAssertion (${members} set)`,
       );
     }
     if (workloadIdentity) {
-      return this.workloadIdentity(namespace, workloadIdentity.serviceAccountName, workloadIdentity.audience);
+      return this.workloadIdentity(
+        namespace,
+        workloadIdentity.serviceAccountName,
+        workloadIdentity.audience ?? TOKEN_EXCHANGE_AUDIENCES[cloud],
+      );
+    }
+    if (clientAssertion) {
+      const { name, key } = clientAssertion.secretRef;
+      const secret = await this.readSecret(namespace, name, CLIENT_ASSERTION_REF, signal);
+      return this.memoized("clientAssertion", secret, [key], () => {
+        const jwt = secretValue(secret, { key, field: `${CLIENT_ASSERTION_REF}.key` }).toString("utf8");
+        return inContext(secret, [key], () => clientAssertionCredential(jwt, this.o.clock.now()));
+      });
     }
     if (clientSecret) {
       const { name, key } = clientSecret.secretRef;
@@ -151,7 +179,7 @@ export class CredentialResolver {
     if (secret === undefined) {
       throw new CredentialError(
         "CredentialSecretNotFound",
-        `Secret ${namespace}/${name} named by ${field} does not exist (it must be in the AppTokenRequest's namespace)`,
+        `Secret ${namespace}/${name} named by ${field} does not exist (a registration's credential Secret must be in its own namespace, or for a ClusterAppRegistration in the cluster resource namespace)`,
       );
     }
     return secret;
@@ -163,7 +191,7 @@ export class CredentialResolver {
    * the joined key is unambiguous.
    */
   private memoized(
-    kind: "clientSecret" | "certificate",
+    kind: "clientSecret" | "certificate" | "clientAssertion",
     secret: CredentialSecret,
     fields: string[],
     build: () => ClientCredential & { notAfter?: number },
@@ -180,6 +208,8 @@ export class CredentialResolver {
       const credential = build();
       outcome = { credential, notAfter: credential.notAfter ?? Infinity };
     } catch (err) {
+      // Time cures a certificate not yet valid; it cannot cure an expired assertion, but the
+      // writer's next rotation changes the resourceVersion anyway.
       if (!(err instanceof CredentialError) || err.problem === "CertificateNotYetValid") throw err;
       // Expired stays expired: that failure, like the others, lasts until the Secret changes.
       outcome = { error: err, notAfter: Infinity };
@@ -200,6 +230,7 @@ export class CredentialResolver {
     if (typeof audience !== "string" || audience === "") {
       throw invalidSpec(`${WORKLOAD_IDENTITY}.audience must not be empty`);
     }
+    checkAudience(audience, this.o.allowedAudiences);
     const key = ["workloadIdentity", namespace, serviceAccountName, audience].join("\u0000");
     const hit = this.memo.get(key);
     if (hit && "credential" in hit) return hit.credential;

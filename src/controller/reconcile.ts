@@ -1,11 +1,14 @@
 /**
  * What happens when an AppTokenRequest is created, changed, due for refresh or touched in any way:
  * one level-triggered, idempotent pass that reads snapshots, asks a short list of questions in
- * order, and writes only what changed (DESIGN §2, §3.5).
+ * order, and writes only what changed.
  *
  *   is the spec valid?                 -> InvalidSpec
- *   is the target Secret ours to write? -> SecretConflict
- *   is the credential usable?          -> CredentialSecretNotFound, MalformedPem, ...
+ *   is the target Secret ours to write? -> Pending (a predecessor's Secret), SecretConflict
+ *   may it use its registration?       -> AppRegistrationNotFound, NamespaceNotAllowed,
+ *                                         AppRegistrationNotReady, TenantNotAllowed, ScopeNotAllowed
+ *   is the credential usable?          -> CredentialSecretNotFound, MalformedPem, AudienceNotAllowed, ...
+ *   may the credential go there?       -> AuthorityNotAllowed
  *   what token should the Secret hold? -> the token cache (hit, shared call, or a call)
  *   does the Secret hold it?           -> create / replace the Secret
  *   does status say so?                -> patch status
@@ -34,6 +37,7 @@ import type { RawObject } from "../kube/types.js";
 import type { HandlerResult } from "../kube/work-queue.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { CredentialResolver } from "./credential-resolver.js";
+import type { RegistrationDirectory, UsableRegistration } from "./registrations/directory.js";
 import { findCondition } from "./conditions.js";
 import { forceHandledBy, forceToRecord, mustForce } from "./force-refresh.js";
 import {
@@ -70,9 +74,13 @@ export interface ReconcilerDeps {
   requests: Pick<Informer<RawObject>, "getByKey" | "indexKeys">;
   managedSecrets: Pick<Informer<SecretProjection>, "getByKey">;
   credentials: Pick<CredentialResolver, "resolve">;
+  registrations: Pick<RegistrationDirectory, "lookup">;
   cache: TokenCache;
   tokenClient: Pick<TokenClient, "requestToken">;
-  api: Pick<KubeApiClient, "createSecret" | "replaceSecret" | "getSecret" | "patchRequestStatus">;
+  api: Pick<
+    KubeApiClient,
+    "createSecret" | "replaceSecret" | "getSecret" | "getSecretMetadata" | "patchRequestStatus"
+  >;
   events: Pick<EventRecorder, "record" | "forget">;
   metrics: Metrics;
   log: Logger;
@@ -240,19 +248,41 @@ export class Reconciler {
       });
     }
 
+    const lookup = this.d.registrations.lookup(ns, req.spec.appRef, req.spec.tenantId, req.spec.scope);
+    if (!lookup.ok) {
+      const { reason, message } = lookup.verdict;
+      return this.finish(key, obj, memo, secretName, {
+        ready: { status: "False", reason, message },
+        event: { type: "Warning", reason, message },
+        requeueAfterMs: SLOW_RETRY_MS,
+      });
+    }
+    const registration = lookup.registration;
+
     let credential: ClientCredential;
     let endpoint: URL;
     try {
-      credential = await this.d.credentials.resolve(ns, req.spec.credential, signal);
+      credential = await this.d.credentials.resolve(
+        registration.credentialNamespace,
+        registration.spec.credential,
+        signal,
+        registration.spec.cloud,
+      );
       endpoint = tokenEndpointFor(
-        { cloud: req.spec.cloud, authorityHost: req.spec.authorityHost, tenantId: req.spec.tenantId },
+        {
+          cloud: registration.spec.cloud,
+          authorityHost: registration.spec.authorityHost,
+          tenantId: req.spec.tenantId,
+        },
         this.d.authority,
       );
     } catch (e) {
       if (!isTokenAcquisitionError(e) || e.kind === "Transient") throw e;
+      // The registration's problem, told on every request that uses it: name it.
+      const message = `${registration.display}: ${e.message}`;
       return this.finish(key, obj, memo, secretName, {
-        ready: { status: "False", reason: e.reason, message: e.message },
-        event: { type: "Warning", reason: e.reason, message: e.message },
+        ready: { status: "False", reason: e.reason, message },
+        event: { type: "Warning", reason: e.reason, message },
         requeueAfterMs: SLOW_RETRY_MS,
       });
     }
@@ -260,7 +290,7 @@ export class Reconciler {
     const keyId = cacheKeyId({
       authorityHost: endpoint.origin + endpoint.pathname,
       tenantId: req.spec.tenantId,
-      clientId: req.spec.clientId,
+      clientId: registration.spec.clientId,
       scope: req.spec.scope,
       credentialFingerprint: credential.fingerprint,
     });
@@ -297,7 +327,7 @@ export class Reconciler {
 
     const result = await this.d.cache.acquire(
       keyId,
-      () => this.fetchToken(req, endpoint, credential, signal),
+      () => this.fetchToken(req, registration, endpoint, credential, signal),
       {
         force,
         refreshBeforeMs,
@@ -461,6 +491,7 @@ export class Reconciler {
 
   private async fetchToken(
     req: AppTokenRequest,
+    registration: UsableRegistration,
     endpoint: URL,
     credential: ClientCredential,
     signal: AbortSignal,
@@ -469,7 +500,7 @@ export class Reconciler {
     try {
       const token = await this.d.tokenClient.requestToken({
         endpoint,
-        clientId: req.spec.clientId,
+        clientId: registration.spec.clientId,
         scope: req.spec.scope,
         credential,
         signal,
@@ -530,17 +561,18 @@ export class Reconciler {
       }
     }
     for (let attempt = 0; attempt < 2; attempt++) {
-      const current =
+      const { namespace, name } = desired.metadata;
+      const orNone = (e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      };
+      // Whose it is, from its metadata alone: the data of someone else's Secret is never read.
+      const owner =
         attempt === 0 && existing
           ? existing
-          : await this.d.api
-              .getSecret(desired.metadata.namespace, desired.metadata.name, signal)
-              .catch((e: unknown) => {
-                if (isNotFound(e)) return undefined;
-                throw e;
-              });
-      if (!current) return this.createSecret(desired, signal);
-      if (!isOwnedBy(current as SecretLike, req)) {
+          : await this.d.api.getSecretMetadata(namespace, name, signal).catch(orNone);
+      if (!owner) return this.createSecret(desired, signal);
+      if (!isOwnedBy(owner as SecretLike, req)) {
         return {
           created: false,
           conflict: {
@@ -549,6 +581,9 @@ export class Reconciler {
           },
         };
       }
+      const current =
+        owner === existing ? existing : await this.d.api.getSecret(namespace, name, signal).catch(orNone);
+      if (!current) return this.createSecret(desired, signal);
       // Our informer had not seen it yet, but it may already be what we want (our own earlier write).
       const fresh = {
         ...(current as SecretLike),

@@ -35,6 +35,49 @@ export interface AuthoritySpec {
 export interface AuthorityPolicy {
   /** Dev only: allow `http://` for hosts in 127.0.0.0/8 and ::1, and nowhere else. */
   allowInsecureLoopback: boolean;
+  /**
+   * The only token service hosts a credential may be sent to (--allowed-authority-hosts), from
+   * allowedHostSet(); "any" only for library callers that pick the endpoint themselves (tests of
+   * the generic OAuth2 path). Whoever writes an AppRegistration chooses its authority host; this
+   * list is how the operator's installer bounds that choice.
+   */
+  allowedHosts: AllowedHosts;
+}
+
+/** Normalised `host:port` entries (see allowedHostSet), or no restriction at all. */
+export type AllowedHosts = ReadonlySet<string> | "any";
+
+/**
+ * `host` or `host:port` entries as the flag takes them, normalised to lower-case `host:port`; an
+ * entry without a port means 443 only, so allowing login.example never allows login.example:8443.
+ */
+export function allowedHostSet(entries: readonly string[]): ReadonlySet<string> {
+  return new Set(
+    entries.map((e) => {
+      const lower = e.trim().toLowerCase();
+      const hasPort = lower.startsWith("[") ? /\]:\d+$/.test(lower) : /:\d+$/.test(lower);
+      return hasPort ? lower : `${lower}:443`;
+    }),
+  );
+}
+
+/** The `host:port` an URL is sent to, as allowedHostSet writes it. */
+function effectiveHost(url: URL): string {
+  const port = url.port !== "" ? url.port : url.protocol === "http:" ? "80" : "443";
+  return `${url.hostname.toLowerCase()}:${port}`;
+}
+
+/**
+ * Refuses an endpoint whose host is not allowed, before anything is sent to it. Called where the
+ * endpoint is built and again by the token client right before the call, so that no path to a
+ * request can skip it.
+ */
+export function checkAllowedHost(url: URL, allowed: AllowedHosts): void {
+  if (allowed === "any" || allowed.has(effectiveHost(url))) return;
+  throw new PermanentError(
+    `authority host ${url.host} is not in the operator's --allowed-authority-hosts; no credential is sent to it (ask the operator's installer to allow it, or use the registration's cloud)`,
+    { reason: "AuthorityNotAllowed" },
+  );
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -48,18 +91,33 @@ export function tokenEndpointFor(spec: AuthoritySpec, policy: AuthorityPolicy): 
     const filled = spec.tokenEndpoint.replaceAll("{tenant}", encodeURIComponent(tenant));
     const url = parseAbsolute(filled, "tokenEndpoint");
     checkTransport(url, policy);
+    checkAllowedHost(url, policy.allowedHosts);
     if (url.hash !== "") {
       throw invalidAuthority(`tokenEndpoint must not have a fragment: ${describe(url)}`);
     }
     return url;
   }
+  const base = authorityBaseFor(spec, policy);
+  const prefix = base.pathname.replace(/\/+$/, "");
+  return new URL(`${base.origin}${prefix}/${encodeURIComponent(tenant)}/oauth2/v2.0/token`);
+}
+
+/**
+ * The authority (scheme, host, optional path prefix) a cloud or an authorityHost names, checked
+ * against the transport rules and the allowed hosts: whether a registration may be used at all,
+ * before any tenant is involved.
+ */
+export function authorityBaseFor(
+  spec: Pick<AuthoritySpec, "cloud" | "authorityHost">,
+  policy: AuthorityPolicy,
+): URL {
   const base =
     spec.authorityHost === undefined
       ? new URL(`https://${cloudAuthorityHosts[spec.cloud ?? "AzurePublic"]}`)
       : parseAuthorityHost(spec.authorityHost);
   checkTransport(base, policy);
-  const prefix = base.pathname.replace(/\/+$/, "");
-  return new URL(`${base.origin}${prefix}/${encodeURIComponent(tenant)}/oauth2/v2.0/token`);
+  checkAllowedHost(base, policy.allowedHosts);
+  return base;
 }
 
 /**
@@ -80,7 +138,7 @@ export function isLoopbackHost(hostname: string): boolean {
 }
 
 /** Refuses plain http unless the policy allows it and the host is a loopback literal. */
-export function checkTransport(url: URL, policy: AuthorityPolicy): void {
+export function checkTransport(url: URL, policy: Pick<AuthorityPolicy, "allowInsecureLoopback">): void {
   if (url.protocol === "https:") return;
   if (url.protocol === "http:") {
     if (policy.allowInsecureLoopback && isLoopbackHost(url.hostname)) return;

@@ -64,10 +64,16 @@ export type CredentialProblem =
   | "MissingPrivateKey"
   | "MissingCertificate"
   | "AssertionUnavailable"
-  /** The referenced credential Secret does not exist in the request's namespace. */
+  /** The referenced credential Secret does not exist in the registration's namespace. */
   | "CredentialSecretNotFound"
-  /** The workload-identity ServiceAccount does not exist in the request's namespace. */
-  | "ServiceAccountNotFound";
+  /** The workload-identity ServiceAccount does not exist in the registration's namespace. */
+  | "ServiceAccountNotFound"
+  /** A service-account token was to be minted for an audience not in --allowed-token-audiences. */
+  | "AudienceNotAllowed"
+  /** The client assertion in the Secret is not a JWT with an `exp`. */
+  | "MalformedAssertion"
+  /** The client assertion in the Secret has expired; whoever keeps it fresh has stopped. */
+  | "AssertionExpired";
 
 /** A credential that is unusable before any call is made (found locally, not by the service). */
 export class CredentialError extends PermanentError {

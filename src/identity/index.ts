@@ -1,6 +1,14 @@
 /** The identity module's public surface: what the controller and the cache code against. */
-export type { AuthorityPolicy, AuthoritySpec, Cloud } from "./authority.js";
-export { checkTransport, cloudAuthorityHosts, isLoopbackHost, tokenEndpointFor } from "./authority.js";
+export type { AllowedHosts, AuthorityPolicy, AuthoritySpec, Cloud } from "./authority.js";
+export {
+  allowedHostSet,
+  authorityBaseFor,
+  checkAllowedHost,
+  checkTransport,
+  cloudAuthorityHosts,
+  isLoopbackHost,
+  tokenEndpointFor,
+} from "./authority.js";
 export type { AadstsMeaning } from "./aadsts.js";
 export { aadstsMeaning } from "./aadsts.js";
 export type {
@@ -13,6 +21,8 @@ export type { ClientSecretOptions } from "./credentials/client-secret.js";
 export { clientSecretCredential } from "./credentials/client-secret.js";
 export type { CertificateCredential, CertificateCredentialOptions } from "./credentials/certificate.js";
 export { certificateCredential } from "./credentials/certificate.js";
+export type { ClientAssertionCredential } from "./credentials/client-assertion.js";
+export { clientAssertionCredential } from "./credentials/client-assertion.js";
 export type { WorkloadIdentityOptions } from "./credentials/workload-identity.js";
 export { workloadIdentityCredential } from "./credentials/workload-identity.js";
 export * from "./errors.js";

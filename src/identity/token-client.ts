@@ -1,7 +1,7 @@
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { Pool } from "undici";
 import type { Clock } from "../clock.js";
-import { checkTransport } from "./authority.js";
+import { checkAllowedHost, checkTransport, type AllowedHosts } from "./authority.js";
 import type { ClientCredential } from "./credentials/client-credential.js";
 import { TransientError } from "./errors.js";
 import type { RawTokenResponse, TokenResponse } from "./token-response.js";
@@ -14,6 +14,11 @@ export interface TokenClientOptions {
   caBundle?: string | undefined;
   /** Dev only: allow http:// endpoints on 127.0.0.0/8 and ::1. */
   allowInsecureLoopback?: boolean | undefined;
+  /**
+   * The only hosts a credential is ever sent to (allowedHostSet of --allowed-authority-hosts).
+   * Required, and checked on every call: whatever built the endpoint, nothing reaches another host.
+   */
+  allowedAuthorityHosts: AllowedHosts;
   connectTimeoutMs?: number | undefined;
   headersTimeoutMs?: number | undefined;
   bodyTimeoutMs?: number | undefined;
@@ -57,7 +62,11 @@ const DEFAULTS = {
  * signal's reason unchanged, because the caller asked for it.
  */
 export class TokenClient {
-  private readonly options: typeof DEFAULTS & { clock: Clock; allowInsecureLoopback: boolean };
+  private readonly options: typeof DEFAULTS & {
+    clock: Clock;
+    allowInsecureLoopback: boolean;
+    allowedAuthorityHosts: AllowedHosts;
+  };
   /**
    * Built once: handing undici the CA list instead makes every new connection parse ~150 root
    * certificates again (a millisecond of CPU each, hundreds of times in a cold start).
@@ -72,6 +81,7 @@ export class TokenClient {
       ...withoutUndefined(options),
       clock: options.clock,
       allowInsecureLoopback: options.allowInsecureLoopback === true,
+      allowedAuthorityHosts: options.allowedAuthorityHosts,
     };
     this.secureContext =
       options.caBundle === undefined
@@ -82,7 +92,10 @@ export class TokenClient {
   async requestToken(request: TokenRequest): Promise<TokenResponse> {
     if (this.closed) throw new Error("TokenClient is closed");
     const { endpoint, clientId, credential } = request;
-    checkTransport(endpoint, { allowInsecureLoopback: this.options.allowInsecureLoopback });
+    checkTransport(endpoint, this.options);
+    // Before the credential produces anything: a minted service-account token or a signed
+    // assertion must not even be created for a host that may not receive it.
+    checkAllowedHost(endpoint, this.options.allowedAuthorityHosts);
     const { clock } = this.options;
 
     const fields = await credential.formFields({ tokenEndpoint: endpoint.href, clientId, now: clock.now() });

@@ -5,7 +5,14 @@
  */
 import type { Clock } from "../clock.js";
 import { TokenBucket } from "../cache/token-bucket.js";
-import { objectPath, collectionPath, APP_TOKEN_REQUESTS, SECRETS } from "./resources.js";
+import {
+  objectPath,
+  collectionPath,
+  APP_REGISTRATIONS,
+  APP_TOKEN_REQUESTS,
+  CLUSTER_APP_REGISTRATIONS,
+  SECRETS,
+} from "./resources.js";
 import { sleep, systemTimers, type TimerScheduler } from "./timers.js";
 import type { KubeRequest, KubeTransport } from "./transport.js";
 import type { RawObject } from "./types.js";
@@ -54,6 +61,18 @@ export class KubeApiClient {
 
   getSecret(namespace: string, name: string, signal?: AbortSignal): Promise<RawObject> {
     return this.paced({ path: objectPath(SECRETS, namespace, name), signal }, "get", "secrets");
+  }
+
+  /**
+   * A Secret's metadata only (PartialObjectMetadata): enough to tell whose it is without the
+   * operator ever receiving the data of a Secret that is not its own.
+   */
+  getSecretMetadata(namespace: string, name: string, signal?: AbortSignal): Promise<RawObject> {
+    return this.paced(
+      { path: objectPath(SECRETS, namespace, name), accept: METADATA_OBJECT_ACCEPT, signal },
+      "get",
+      "secrets",
+    );
   }
 
   createSecret(body: RawObject, signal?: AbortSignal): Promise<RawObject> {
@@ -108,6 +127,35 @@ export class KubeApiClient {
     );
   }
 
+  /**
+   * JSON merge patch of an AppRegistration's status, or of a ClusterAppRegistration's when
+   * `namespace` is undefined.
+   */
+  patchRegistrationStatus(
+    namespace: string | undefined,
+    name: string,
+    status: Record<string, unknown>,
+    signal?: AbortSignal,
+  ): Promise<RawObject> {
+    const resource = namespace === undefined ? CLUSTER_APP_REGISTRATIONS : APP_REGISTRATIONS;
+    const base =
+      namespace === undefined
+        ? `${collectionPath(resource)}/${encodeURIComponent(name)}`
+        : objectPath(resource, namespace, name);
+    return this.paced(
+      {
+        method: "PATCH",
+        path: `${base}/status`,
+        body: { status },
+        contentType: "application/merge-patch+json",
+        query: { fieldManager: FIELD_MANAGER },
+        signal,
+      },
+      "patch",
+      `${resource.plural}/status`,
+    );
+  }
+
   /** TokenRequest API: a short-lived service-account token for one audience. */
   async createServiceAccountToken(
     namespace: string,
@@ -152,3 +200,5 @@ export class KubeApiClient {
 }
 
 export const FIELD_MANAGER = "apptoken-operator";
+
+const METADATA_OBJECT_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";

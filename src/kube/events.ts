@@ -69,10 +69,12 @@ export class EventRecorder {
     if (last === undefined) this.entries++;
     perObject.set(what, now);
     const ts = new Date(now).toISOString();
+    // Events about a cluster-scoped object live in "default", where kubectl describe looks.
+    const eventNamespace = target.namespace || "default";
     const event = {
       apiVersion: "v1",
       kind: "Event",
-      metadata: { name: `${target.name}.${randomBytes(8).toString("hex")}`, namespace: target.namespace },
+      metadata: { name: `${target.name}.${randomBytes(8).toString("hex")}`, namespace: eventNamespace },
       involvedObject: {
         apiVersion: target.apiVersion,
         kind: target.kind,
@@ -94,7 +96,7 @@ export class EventRecorder {
       lastTimestamp: ts,
       count: 1,
     };
-    this.o.api.createEvent(target.namespace, event).catch((e: unknown) => this.o.onError?.(e));
+    this.o.api.createEvent(eventNamespace, event).catch((e: unknown) => this.o.onError?.(e));
   }
 
   /** Forget an object's events (it was deleted). O(1): deletes can come 10^5 at a time. */

@@ -129,7 +129,7 @@ export function projectMetadata(raw: RawObject): KubeObject & { metadata: Projec
 }
 
 /** Request spec fields that few distinct values share across many requests; interned. */
-const SHARED_SPEC_FIELDS = ["clientId", "scope", "cloud", "authorityHost"] as const;
+const SHARED_SPEC_FIELDS = ["scope"] as const;
 
 /** Fields every decoded AppTokenRequest's metadata has, in the order the API server sends them. */
 const REQUEST_META_FIELDS = new Set([
@@ -178,9 +178,8 @@ export function trimAppTokenRequest(raw: RawObject): RawObject {
       const v = s[f];
       if (typeof v === "string") s[f] = intern(v);
     }
-    // The credential block (a Secret name and key, or a service account) is the same for every
-    // request of a namespace or app: one shared, frozen copy instead of three objects each.
-    if (typeof s.credential === "object" && s.credential !== null) s.credential = shareObject(s.credential);
+    // The registration reference is the same for every request of an app: one shared, frozen copy.
+    if (typeof s.appRef === "object" && s.appRef !== null) s.appRef = shareObject(s.appRef);
   }
   // Status is mostly the operator's own words: condition types, statuses and reasons, the token's
   // source, and a Secret named after the request.

@@ -11,6 +11,19 @@ export const APP_TOKEN_REQUESTS: ResourceRef = {
   version: "v1alpha1",
   plural: "apptokenrequests",
 };
+export const APP_REGISTRATIONS: ResourceRef = {
+  group: "apptoken.io",
+  version: "v1alpha1",
+  plural: "appregistrations",
+};
+/** Cluster-scoped. */
+export const CLUSTER_APP_REGISTRATIONS: ResourceRef = {
+  group: "apptoken.io",
+  version: "v1alpha1",
+  plural: "clusterappregistrations",
+};
+/** Cluster-scoped; watched for their labels (ClusterAppRegistration.spec.namespaceSelector). */
+export const NAMESPACES: ResourceRef = { group: "", version: "v1", plural: "namespaces" };
 export const SECRETS: ResourceRef = { group: "", version: "v1", plural: "secrets" };
 export const LEASES: ResourceRef = { group: "coordination.k8s.io", version: "v1", plural: "leases" };
 

@@ -24,6 +24,11 @@ export interface ServiceAccountTokenCacheOptions {
   api: Pick<KubeApiClient, "createServiceAccountToken">;
   clock: Clock;
   maxEntries: number;
+  /**
+   * The only audiences a token is minted for (--allowed-token-audiences). Checked here, at the
+   * TokenRequest call itself, so no path can mint a token for, say, the Kubernetes API's audience.
+   */
+  allowedAudiences: ReadonlySet<string>;
 }
 
 /**
@@ -45,6 +50,11 @@ export class ServiceAccountTokenCache {
    * TransientError(reason "KubernetesApiError") on any other failure.
    */
   token(namespace: string, serviceAccountName: string, audience: string): Promise<string> {
+    try {
+      checkAudience(audience, this.o.allowedAudiences);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // Names are DNS-1123 (no NUL); the audience is last, so the key is unambiguous.
     const key = `${namespace}\u0000${serviceAccountName}\u0000${audience}`;
     const cached = this.tokens.get(key);
@@ -79,7 +89,7 @@ export class ServiceAccountTokenCache {
         this.tokens.delete(key);
         throw new CredentialError(
           "ServiceAccountNotFound",
-          `ServiceAccount ${namespace}/${serviceAccountName} named by spec.credential.workloadIdentity.serviceAccountName does not exist (it must be in the AppTokenRequest's namespace)`,
+          `ServiceAccount ${namespace}/${serviceAccountName} named by spec.credential.workloadIdentity.serviceAccountName does not exist (a registration's ServiceAccount must be in its own namespace, or for a ClusterAppRegistration in the cluster resource namespace)`,
           err,
         );
       }
@@ -103,4 +113,13 @@ export class ServiceAccountTokenCache {
     }
     return minted.token;
   }
+}
+
+/** Throws CredentialError("AudienceNotAllowed") unless `audience` is one the operator may mint for. */
+export function checkAudience(audience: string, allowed: ReadonlySet<string>): void {
+  if (allowed.has(audience)) return;
+  throw new CredentialError(
+    "AudienceNotAllowed",
+    `a service-account token for audience ${JSON.stringify(audience.slice(0, 200))} is not minted: it is not in the operator's --allowed-token-audiences`,
+  );
 }

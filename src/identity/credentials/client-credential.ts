@@ -13,7 +13,7 @@ export interface AssertionContext {
 export type ClientAuthMethod = "client_secret_post" | "client_secret_basic";
 
 export interface ClientCredential {
-  readonly kind: "clientSecret" | "certificate" | "workloadIdentity";
+  readonly kind: "clientSecret" | "certificate" | "workloadIdentity" | "clientAssertion";
   /**
    * A stable identifier that is not a secret and changes when the credential does; part of the
    * token cache key, so rotating a credential never serves a token obtained with the old one.
