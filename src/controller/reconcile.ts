@@ -23,6 +23,7 @@ import type { Clock } from "../clock.js";
 import type { AcquireResult, TokenCache } from "../cache/index.js";
 import { cacheKeyHash, cacheKeyId } from "../cache/index.js";
 import type { PersistedTokens } from "../cache/hydration.js";
+import type { PersistedToken } from "../cache/token-cache.js";
 import type { AuthorityPolicy, ClientCredential, TokenClient, TokenResponse } from "../identity/index.js";
 import { TransientError, isTokenAcquisitionError, tokenEndpointFor } from "../identity/index.js";
 import type { KubeApiClient } from "../kube/api-client.js";
@@ -129,6 +130,11 @@ export class Reconciler {
   private readonly expiries = new KeyedMinHeap<undefined>();
   /** request key -> when its cache holder may be released (see forget). */
   private readonly pendingRelease = new Map<string, number>();
+  /**
+   * keyId -> namespaces whose own Secrets hold the token the cache was seeded with after a restart,
+   * until the key's next fetch (see readBackDistrusted). Empty in steady state.
+   */
+  private readonly readBack = new Map<string, Set<string>>();
   /** Target Secrets written here that the informer has not delivered back yet (see OwnWrites). */
   private readonly ownWrites: OwnWrites<SecretProjection>;
 
@@ -308,9 +314,7 @@ export class Reconciler {
       memo.keyHash = shared.keyHash;
     }
     const keyHash = memo.keyHash!;
-    // Scoped by namespace: a Secret planted in another namespace can never seed this request's key.
-    const seed = this.d.persisted.take(ns, keyHash);
-    if (seed && !this.d.cache.inspect(keyId)?.token) this.d.cache.seed([{ keyId, token: seed }]);
+    const distrusted = this.readBackDistrusted(keyId, ns, this.d.persisted.take(ns, keyHash));
     // A new generation may fix what made the last call fail (e.g. the scope): retry at once.
     if (memo.generation !== undefined && memo.generation !== req.metadata.generation)
       this.d.cache.resetBackoff(keyId);
@@ -329,15 +333,19 @@ export class Reconciler {
       keyId,
       () => this.fetchToken(req, registration, endpoint, credential, signal),
       {
-        force,
+        force: force || distrusted,
         refreshBeforeMs,
         holder: key,
       },
     );
     this.count(memo, result);
-    if (result.outcome === "Fetched" && result.token) this.fanOut(keyId, key);
+    if (result.outcome === "Fetched" && result.token) {
+      this.readBack.delete(keyId);
+      this.fanOut(keyId, key);
+    }
 
-    const token = result.token;
+    // A token no Secret of this namespace vouches for is not written here until it is replaced.
+    const token = distrusted && result.outcome !== "Fetched" ? undefined : result.token;
     if (!token) return this.finish(key, obj, memo, secretName, this.noTokenOutcome(result, now));
 
     const forceDone = forceHandledBy(force, result.outcome);
@@ -418,6 +426,32 @@ export class Reconciler {
     const previous = this.d.cache.inspect(previousKeyId);
     if (!previous?.usable || !previous.token || this.d.cache.inspect(keyId)?.token) return;
     this.d.cache.seed([{ keyId, token: { ...previous.token, refreshAt: this.d.clock.now() } }]);
+    const vouched = this.readBack.get(previousKeyId);
+    if (vouched) this.readBack.set(keyId, new Set(vouched));
+  }
+
+  /**
+   * After a restart the cache is seeded from the managed Secrets (no call for a fresh token). A
+   * Secret is only as trustworthy as whoever may write Secrets in its namespace, and a key is
+   * shared across namespaces: so a token read back from one namespace is served to another only
+   * when that namespace's own Secret holds the very same token. Otherwise (a planted Secret on
+   * either side, or no Secret here yet) the key fetches a fresh token, which every namespace may
+   * trust. True when this request must not be served the cached token as it stands.
+   */
+  private readBackDistrusted(keyId: string, ns: string, seed: PersistedToken | undefined): boolean {
+    const cached = this.d.cache.inspect(keyId)?.token;
+    if (seed && !cached) {
+      this.d.cache.seed([{ keyId, token: seed }]);
+      this.readBack.set(keyId, new Set([ns]));
+      return false;
+    }
+    const vouched = this.readBack.get(keyId);
+    if (!vouched || vouched.has(ns)) return false;
+    if (seed && cached && seed.accessToken === cached.accessToken) {
+      vouched.add(ns);
+      return false;
+    }
+    return true;
   }
 
   /** Earliest expiry among the tokens this process put in Secrets (for the soonest-expiry gauge). */
