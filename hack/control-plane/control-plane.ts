@@ -1,9 +1,9 @@
 /**
- * A real kube-apiserver + etcd (+ kube-controller-manager running only the garbage collector and
- * namespace controllers) on 127.0.0.1 with random ports, the way controller-runtime's envtest
- * runs them: secure serving, RBAC, service-account signing keys (so the TokenRequest API works)
- * and an admin client certificate. Used by vitest's globalSetup, by `make dev` and, through
- * cli.ts, by hack/control-plane.sh.
+ * A real kube-apiserver + etcd (+ kube-controller-manager running only the garbage collector,
+ * namespace and ClusterRole aggregation controllers) on 127.0.0.1 with random ports, the way
+ * controller-runtime's envtest runs them: secure serving, RBAC, service-account signing keys (so
+ * the TokenRequest API works) and an admin client certificate. Used by vitest's globalSetup, by
+ * `make dev` and, through cli.ts, by hack/control-plane.sh.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -181,8 +181,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     name: "kube-controller-manager",
     args: [
       `--kubeconfig=${kubeconfigPath}`,
-      // Only what tests need: ownerReferences really collected, deleted namespaces really emptied.
-      "--controllers=garbagecollector,namespace",
+      // Only what tests need: ownerReferences really collected, deleted namespaces really emptied,
+      // and labelled ClusterRoles aggregated into view/edit/admin (deploy/'s roles for users).
+      "--controllers=garbagecollector,namespace,clusterrole-aggregation",
       "--leader-elect=false",
       "--secure-port=0",
       "--kube-api-qps=200",
