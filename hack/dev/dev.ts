@@ -4,23 +4,36 @@
  *   1. a local control plane (real kube-apiserver + etcd + garbage collector) in $DEV_DIR/cp;
  *   2. the local token service (Entra ID v2.0 stand-in) with one tenant and one app that has a
  *      client secret and a registered certificate, its CA in $DEV_DIR/token-service/ca.pem;
- *   3. the CRD, namespace `demo`, the two credential Secrets and two AppTokenRequests pointing at
- *      the token service (spec.authorityHost);
- *   4. the operator, from source, trusting the token service's CA;
- *   5. once both requests are Ready: `kubectl get atr -A`, the target Secrets' keys (names and
- *      sizes, expires_at; never a token), and how to point kubectl at it; then it keeps running,
+ *   3. the three CRDs and the demo objects (demo.ts): the cluster resource namespace
+ *      apptoken-system with the client secret, ClusterAppRegistration demo-app offered to the
+ *      labelled namespaces demo and demo-b, AppRegistration demo-app-certificate in demo, both
+ *      pointing at the token service (spec.authorityHost), and three AppTokenRequests;
+ *   4. the operator, from source, trusting the token service's CA, allowed to send credentials to
+ *      that token service only (--allowed-authority-hosts 127.0.0.1:PORT), reading cluster
+ *      credentials from apptoken-system (--cluster-resource-namespace);
+ *   5. once every registration and request is Ready (and each registration counts its requests):
+ *      `kubectl get cappreg,appreg,atr -A`, the target Secrets' keys (names and sizes, expires_at;
+ *      never a token), and how to point kubectl at it; then it keeps running,
  *      showing the operator's logs, until Ctrl-C, which stops the operator, the token service
  *      and the control plane, in that order.
  *
  * Environment:
  *   DEV_DIR                      state and logs (default .cache/dev); one `make dev` per DEV_DIR
- *   DEV_ONCE=1                   exit 0 once the requests are Ready; non-zero (with the operator's
+ *   DEV_ONCE=1                   exit 0 once everything is Ready; non-zero (with the operator's
  *                                last log lines) if they are not within the timeout
  *   DEV_READY_TIMEOUT_SECONDS    default 90
  *   APPTOKEN_DEV_OPERATOR_CMD    how to start the operator (default `node --import tsx src/main.ts`);
  *                                run by bash with the operator's flags appended
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  createWriteStream,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { execFile } from "node:child_process";
 import {
@@ -29,9 +42,14 @@ import {
   startControlPlane,
   type ControlPlane,
 } from "../control-plane/control-plane.js";
-import { REPO_ROOT, toYaml } from "./deploy-manifests.js";
+import { REPO_ROOT, parseManifests, toYaml } from "./deploy-manifests.js";
 import {
+  DEMO_CLUSTER_REGISTRATION,
+  DEMO_CLUSTER_RESOURCE_NAMESPACE,
   DEMO_NAMESPACE,
+  DEMO_NAMESPACE_B,
+  DEMO_NAMESPACE_LABEL,
+  DEMO_REGISTRATIONS,
   DEMO_REQUESTS,
   createDemoCredentials,
   demoManifests,
@@ -203,50 +221,89 @@ function startOperator(args: string[], extraEnv: NodeJS.ProcessEnv): Child {
   return child;
 }
 
-interface RequestState {
+/** One object's Ready condition, and a registration's request count. */
+interface ObjectState {
+  kind: string;
+  namespace: string;
   name: string;
   ready: string;
   reason: string;
   message: string;
+  requests: string;
 }
 
-async function requestStates(): Promise<RequestState[]> {
+const stateKey = (kind: string, namespace: string | undefined, name: string) =>
+  `${kind} ${namespace ? `${namespace}/` : ""}${name}`;
+const describeState = (s: ObjectState) => stateKey(s.kind, s.namespace, s.name);
+
+/**
+ * The Ready condition (and status.requests) of every registration and request, in one kubectl call
+ * (it runs every 500 ms, beside the rest of a busy machine).
+ */
+async function demoStates(): Promise<ObjectState[]> {
+  const ready = '.status.conditions[?(@.type=="Ready")]';
   const jsonpath =
-    '{range .items[*]}{.metadata.name}{"\\t"}{.status.conditions[?(@.type=="Ready")].status}{"\\t"}' +
-    '{.status.conditions[?(@.type=="Ready")].reason}{"\\t"}{.status.conditions[?(@.type=="Ready")].message}{"\\n"}{end}';
-  const r = await kubectl(["get", "apptokenrequests", "-n", DEMO_NAMESPACE, "-o", `jsonpath=${jsonpath}`]);
+    `{range .items[*]}{.kind}{"\\t"}{.metadata.namespace}{"\\t"}{.metadata.name}{"\\t"}{${ready}.status}{"\\t"}` +
+    `{${ready}.reason}{"\\t"}{.status.requests}{"\\t"}{${ready}.message}{"\\n"}{end}`;
+  const r = await kubectl([
+    "get",
+    "clusterappregistrations.apptoken.io,appregistrations.apptoken.io,apptokenrequests.apptoken.io",
+    "-A",
+    "-o",
+    `jsonpath=${jsonpath}`,
+  ]);
   if (r.code !== 0) return [];
   return r.stdout
     .split("\n")
     .filter(Boolean)
     .map((line) => {
-      const [name = "", ready = "", reason = "", message = ""] = line.split("\t");
-      return { name, ready, reason, message };
+      const [kind = "", namespace = "", name = "", ready = "", reason = "", requests = "", ...message] =
+        line.split("\t");
+      return { kind, namespace, name, ready, reason, message: message.join(" "), requests };
     });
 }
 
-/** Resolves "ready", "timeout" or "exited" (the operator stopped first). */
-async function waitReady(): Promise<{ outcome: "ready" | "timeout" | "exited"; states: RequestState[] }> {
+/** What must be Ready: every demo registration (counting its requests) and every demo request. */
+function expectedStates(): { key: string; ok: (s: ObjectState | undefined) => boolean }[] {
+  return [
+    ...DEMO_REGISTRATIONS.map((reg) => ({
+      key: stateKey(reg.kind, reg.namespace, reg.name),
+      ok: (s: ObjectState | undefined) => s?.ready === "True" && s.requests === String(reg.requests),
+    })),
+    ...DEMO_REQUESTS.map((req) => ({
+      key: stateKey("AppTokenRequest", req.namespace, req.name),
+      ok: (s: ObjectState | undefined) => s?.ready === "True",
+    })),
+  ];
+}
+
+/** Resolves "ready", "timeout" or "exited" (the operator stopped first), with what is not Ready yet. */
+async function waitReady(): Promise<{
+  outcome: "ready" | "timeout" | "exited";
+  states: ObjectState[];
+  pending: string[];
+}> {
   const deadline = Date.now() + readyTimeoutMs;
-  let states: RequestState[] = [];
+  const expected = expectedStates();
   for (;;) {
-    states = await requestStates();
-    const ready = DEMO_REQUESTS.every((n) => states.find((s) => s.name === n)?.ready === "True");
-    if (ready) return { outcome: "ready", states };
+    const states = await demoStates();
+    const byKey = new Map(states.map((s) => [describeState(s), s]));
+    const pending = expected.filter((e) => !e.ok(byKey.get(e.key))).map((e) => e.key);
+    if (pending.length === 0) return { outcome: "ready", states, pending };
     if (operator?.proc.exitCode !== null || operator?.proc.signalCode !== null)
-      return { outcome: "exited", states };
-    if (Date.now() > deadline) return { outcome: "timeout", states };
+      return { outcome: "exited", states, pending };
+    if (Date.now() > deadline) return { outcome: "timeout", states, pending };
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 /** A target Secret's keys: sizes only, except expires_at. The token is never printed. */
-async function describeSecret(name: string): Promise<string[]> {
-  const secret = JSON.parse(await kubectlOk(["get", "secret", name, "-n", DEMO_NAMESPACE, "-o", "json"])) as {
+async function describeSecret(namespace: string, name: string): Promise<string[]> {
+  const secret = JSON.parse(await kubectlOk(["get", "secret", name, "-n", namespace, "-o", "json"])) as {
     type?: string;
     data?: Record<string, string>;
   };
-  const lines = [`Secret ${DEMO_NAMESPACE}/${name} (${secret.type ?? "Opaque"}):`];
+  const lines = [`Secret ${namespace}/${name} (${secret.type ?? "Opaque"}):`];
   const data = secret.data ?? {};
   const width = Math.max(...Object.keys(data).map((k) => k.length), 10);
   for (const key of Object.keys(data).sort()) {
@@ -255,6 +312,16 @@ async function describeSecret(name: string): Promise<string[]> {
     lines.push(`  ${key.padEnd(width)}  ${shown}`);
   }
   return lines;
+}
+
+/** The names of the CRDs in crds/ (all of them are installed). */
+function crdNames(): string[] {
+  const dir = join(REPO_ROOT, "crds");
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .flatMap((f) => parseManifests(readFileSync(join(dir, f), "utf8")))
+    .filter((m) => m.kind === "CustomResourceDefinition")
+    .map((m) => m.metadata.name);
 }
 
 async function main(): Promise<number> {
@@ -268,17 +335,26 @@ async function main(): Promise<number> {
   note("starting the local token service");
   const creds = await createDemoCredentials();
   const ts = await startTokenService(tokenServiceConfig(creds));
+  // 127.0.0.1:PORT: the one host the operator may send a credential to.
+  const tokenServiceHost = new URL(ts.url).host;
   note(`token service at ${ts.url} (request log: ${join(devDir, "logs", "token-service.log")})`);
 
-  note("installing the CRD and the demo objects (namespace demo)");
+  const crds = crdNames();
+  note(`installing the CRDs (${crds.join(", ")})`);
   await kubectlOk(["apply", "--server-side", "--field-manager=make-dev", "-f", join(REPO_ROOT, "crds")]);
-  await waitEstablished("apptokenrequests.apptoken.io", 30_000);
+  await Promise.all(crds.map((crd) => waitEstablished(crd, 30_000)));
+  note(
+    `installing the demo objects (cluster resource namespace ${DEMO_CLUSTER_RESOURCE_NAMESPACE}, ` +
+      `namespaces ${DEMO_NAMESPACE} and ${DEMO_NAMESPACE_B})`,
+  );
   await kubectlOk(["apply", "-f", "-"], toYaml(demoManifests(creds, ts.url)));
 
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
   const operatorArgs = [
     `--kubeconfig=${plane.kubeconfigPath}`,
     `--authority-ca-file=${ts.caFile}`,
+    `--allowed-authority-hosts=${tokenServiceHost}`,
+    `--cluster-resource-namespace=${DEMO_CLUSTER_RESOURCE_NAMESPACE}`,
     `--metrics-bind-address=127.0.0.1:${metricsPort}`,
     `--health-probe-bind-address=127.0.0.1:${healthPort}`,
     "--log-format=auto",
@@ -290,36 +366,54 @@ async function main(): Promise<number> {
     DEV_TOKEN_SERVICE_URL: ts.url,
   });
 
-  const { outcome, states } = await waitReady();
+  const { outcome, states, pending } = await waitReady();
   if (outcome !== "ready") {
     const why =
       outcome === "exited"
-        ? `the operator exited (${await operator.exited}) before the requests were Ready`
-        : `the requests are not Ready after ${readyTimeoutMs / 1000} s`;
-    const table = states.length
-      ? states.map((s) => `  ${s.name}: Ready=${s.ready || "?"} ${s.reason} ${s.message}`).join("\n")
-      : "  (no status yet)";
+        ? `the operator exited (${await operator.exited}) before everything was Ready`
+        : `the registrations and requests are not Ready after ${readyTimeoutMs / 1000} s`;
+    const byKey = new Map(states.map((s) => [describeState(s), s]));
+    const table = pending
+      .map((key) => {
+        const s = byKey.get(key);
+        if (!s) return `  ${key}: not found`;
+        if (!s.ready && s.requests === "") return `  ${key}: (no status yet)`;
+        const requests = s.kind === "AppTokenRequest" ? "" : ` Requests=${s.requests || "?"}`;
+        return `  ${key}: Ready=${s.ready || "?"}${requests} ${s.reason} ${s.message}`.trimEnd();
+      })
+      .join("\n");
     const tail = interactive ? "" : `\nthe operator's last log lines:\n${operatorTail.last(40).join("\n")}`;
     if (once || outcome === "exited") throw new DevError(`${why}:\n${table}${tail}`);
     note(`${why}; still waiting for you to look (Ctrl-C stops everything):\n${table}`);
   } else {
-    note(`both AppTokenRequests are Ready, ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
+    note(
+      `${DEMO_REGISTRATIONS.length} registrations and ${DEMO_REQUESTS.length} AppTokenRequests are Ready, ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s after start`,
+    );
   }
 
-  const table = (await kubectl(["get", "apptokenrequests", "-A"])).stdout.trimEnd();
+  const table = (
+    await kubectl(["get", "clusterappregistrations,appregistrations,apptokenrequests", "-A"])
+  ).stdout.trimEnd();
   const secrets: string[] = [];
   if (outcome === "ready")
-    for (const name of DEMO_REQUESTS) secrets.push(...(await describeSecret(name)), "");
+    for (const r of DEMO_REQUESTS) secrets.push(...(await describeSecret(r.namespace, r.name)), "");
   const kubectlPath = join(plane.binDir, "kubectl");
   say();
-  say("$ kubectl get atr -A");
+  say("$ kubectl get cappreg,appreg,atr -A");
   say(table);
   say();
   for (const line of secrets) say(line);
   say("Point kubectl at it (any recent kubectl, or the one matching this server):");
   say(`  export KUBECONFIG=${plane.kubeconfigPath}`);
-  say(`  ${kubectlPath} get atr -A`);
-  say(`  kubectl describe atr -n ${DEMO_NAMESPACE} graph-client-secret`);
+  say(`  ${kubectlPath} get cappreg,appreg,atr -A`);
+  say(`  kubectl describe cappreg ${DEMO_CLUSTER_REGISTRATION}`);
+  say(`  kubectl describe atr -n ${DEMO_NAMESPACE_B} graph-client-secret`);
+  say(
+    `  kubectl label namespace NAME ${Object.entries(DEMO_NAMESPACE_LABEL)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",")}   # offer ${DEMO_CLUSTER_REGISTRATION} to another namespace`,
+  );
   say(
     `Operator: http://127.0.0.1:${healthPort}/readyz  http://127.0.0.1:${metricsPort}/metrics` +
       (interactive ? "" : `   logs: ${join(devDir, "logs", "operator.log")}`),

@@ -109,8 +109,8 @@ e2e_wait_jsonpath() {
 e2e_dump_diagnostics() {
   local dir=$1
   mkdir -p "$dir"
-  kubectl get all,apptokenrequests,secrets,leases,events -A -o wide >"$dir/objects.txt" 2>&1 || true
-  kubectl get apptokenrequests -A -o yaml >"$dir/apptokenrequests.yaml" 2>&1 || true
+  kubectl get all,clusterappregistrations,appregistrations,apptokenrequests,secrets,leases,events -A -o wide >"$dir/objects.txt" 2>&1 || true
+  kubectl get clusterappregistrations,appregistrations,apptokenrequests -A -o yaml >"$dir/apptoken.yaml" 2>&1 || true
   kubectl -n apptoken-system describe pods >"$dir/operator-pods.txt" 2>&1 || true
   kubectl -n apptoken-system logs -l app.kubernetes.io/name=apptoken-operator --all-containers --prefix --tail=-1 >"$dir/operator.log" 2>&1 || true
   kubectl -n "$E2E_TS_NAMESPACE" logs -l app.kubernetes.io/name=token-service --tail=-1 >"$dir/token-service.log" 2>&1 || true

@@ -1,7 +1,8 @@
 /**
  * `make dev` (hack/dev.sh), non-interactively, each run in its own DEV_DIR with its own control
  * plane and token service, so it runs beside the other integration files:
- * - with the real operator (src/main.ts): DEV_ONCE=1 exits 0 and prints both requests Ready;
+ * - with the real operator (src/main.ts): DEV_ONCE=1 exits 0 and prints the ClusterAppRegistration
+ *   serving two namespaces (Requests 2), the AppRegistration, and all three requests Ready;
  * - with hack/dev/stand-in-operator.ts: the same, which proves the script, the token service's
  *   configuration and the demo objects apart from the controller; and Ctrl-C stops everything;
  * - with an operator that never makes them Ready: exits non-zero with its last log lines.
@@ -36,7 +37,9 @@ function runDev(
   return new Promise((resolveRun) => {
     const child = spawn("bash", ["hack/dev.sh"], {
       cwd: REPO_ROOT,
-      env: { ...process.env, DEV_DIR: devDir, ...env },
+      // A longer wait for Ready than make dev's 90 s: four runs, each with its own control plane,
+      // share the machine with the other integration files.
+      env: { ...process.env, DEV_DIR: devDir, DEV_READY_TIMEOUT_SECONDS: "150", ...env },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -58,7 +61,7 @@ function runDev(
       } catch {
         /* gone */
       }
-    }, opts.timeoutMs ?? 170_000);
+    }, opts.timeoutMs ?? 230_000);
     child.on("exit", (code) => {
       clearTimeout(timer);
       resolveRun({ code, stdout, stderr, devDir });
@@ -66,14 +69,47 @@ function runDev(
   });
 }
 
-/** The table `kubectl get atr -A` printed: both demo requests, Ready True. */
+const CLIENT_ID = "8d2e4f6a-3b5c-4d7e-9f1a-2b3c4d5e6f70";
+const TENANT = "contoso\\.onmicrosoft\\.com";
+const SCOPE = "https://graph\\.microsoft\\.com/\\.default";
+
+/**
+ * What `kubectl get cappreg,appreg,atr -A` printed: ClusterAppRegistration demo-app Ready with
+ * Requests 2 (one request in demo, one in demo-b), AppRegistration demo/demo-app-certificate Ready
+ * with Requests 1, and the three requests Ready, each naming its registration in the App column.
+ */
 function expectReadyTable(out: string): void {
-  const table = out.slice(out.indexOf("$ kubectl get atr -A"));
-  expect(table).toMatch(/NAMESPACE\s+NAME\s+TENANT\s+SCOPE\s+READY/);
-  for (const name of ["graph-client-secret", "graph-certificate"]) {
+  const start = out.indexOf("$ kubectl get cappreg,appreg,atr -A");
+  expect(start, out).toBeGreaterThanOrEqual(0);
+  const table = out.slice(start, out.indexOf("Point kubectl at it", start));
+  // A cluster-scoped kind has no NAMESPACE column; the namespaced ones do.
+  expect(table).toMatch(/^NAME\s+CLIENT\s+CLOUD\s+CREDENTIAL\s+CRED-EXPIRES\s+READY\s+REQUESTS\s+AGE$/m);
+  expect(table).toMatch(
+    /^NAMESPACE\s+NAME\s+CLIENT\s+CLOUD\s+CREDENTIAL\s+CRED-EXPIRES\s+READY\s+REQUESTS\s+AGE$/m,
+  );
+  expect(table).toMatch(
+    new RegExp(
+      `^clusterappregistration\\.apptoken\\.io/demo-app\\s+${CLIENT_ID}\\s+AzurePublic\\s+ClientSecret\\s+True\\s+2\\s+\\S+$`,
+      "m",
+    ),
+  );
+  // The certificate's notAfter is its Cred-Expires.
+  expect(table).toMatch(
+    new RegExp(
+      `^demo\\s+appregistration\\.apptoken\\.io/demo-app-certificate\\s+${CLIENT_ID}\\s+AzurePublic\\s+Certificate\\s+(\\d{4}-\\d{2}-\\d{2}T\\S+\\s+)?True\\s+1\\s+\\S+$`,
+      "m",
+    ),
+  );
+  expect(table).toMatch(/^NAMESPACE\s+NAME\s+APP\s+TENANT\s+SCOPE\s+READY\s/m);
+  for (const [ns, name, app] of [
+    ["demo", "graph-client-secret", "demo-app"],
+    ["demo-b", "graph-client-secret", "demo-app"],
+    ["demo", "graph-certificate", "demo-app-certificate"],
+  ]) {
     expect(table).toMatch(
       new RegExp(
-        `demo\\s+${name}\\s+contoso\\.onmicrosoft\\.com\\s+https://graph\\.microsoft\\.com/\\.default\\s+True`,
+        `^${ns}\\s+apptokenrequest\\.apptoken\\.io/${name}\\s+${app}\\s+${TENANT}\\s+${SCOPE}\\s+True\\s`,
+        "m",
       ),
     );
   }
@@ -112,39 +148,50 @@ afterAll(() => {
 
 describe.concurrent("make dev", () => {
   it.skipIf(!existsSync(join(REPO_ROOT, "src/main.ts")))(
-    "DEV_ONCE=1 with the real operator: both samples Ready, the table printed, exit 0",
+    "DEV_ONCE=1 with the real operator: the registrations and requests Ready, the table printed, exit 0",
     async () => {
       const run = await runDev({ DEV_ONCE: "1" });
       expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
       expectReadyTable(run.stdout);
       expectNoTokenPrinted(run);
+      // The certificate's notAfter, read by the real controller, is the registration's Cred-Expires.
+      expect(run.stdout).toMatch(
+        /^demo\s+appregistration\.apptoken\.io\/demo-app-certificate\s+\S+\s+AzurePublic\s+Certificate\s+\d{4}-\d{2}-\d{2}T\S+\s+True\s/m,
+      );
       // The template key of the client-secret sample, rendered by the real controller.
       expect(run.stdout).toMatch(/authorization\s+\d+ bytes \(not shown\)/);
       expect(run.stdout).toContain(`export KUBECONFIG=${join(run.devDir, "cp", "kubeconfig")}`);
       expectNothingLeft(run.devDir);
     },
-    180_000,
+    240_000,
   );
 
-  it("DEV_ONCE=1 with the stand-in operator: both samples Ready, the table printed, exit 0", async () => {
+  it("DEV_ONCE=1 with the stand-in operator: the registrations and requests Ready, the table printed, exit 0", async () => {
     const run = await runDev({ DEV_ONCE: "1", APPTOKEN_DEV_OPERATOR_CMD: STAND_IN });
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expectReadyTable(run.stdout);
     expectNoTokenPrinted(run);
     expect(run.stdout).toContain(`export KUBECONFIG=${join(run.devDir, "cp", "kubeconfig")}`);
-    // The operator was given the token service's CA and loopback-only ports.
+    // The operator was given the token service's CA, that token service as the only host a
+    // credential may go to, the cluster resource namespace, and loopback-only ports.
     expect(run.stderr).toContain(`--authority-ca-file=${join(run.devDir, "token-service", "ca.pem")}`);
+    const tokenServiceHost = new URL(readFileSync(join(run.devDir, "token-service", "url"), "utf8").trim())
+      .host;
+    expect(tokenServiceHost).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(run.stderr).toContain(`--allowed-authority-hosts=${tokenServiceHost} `);
+    expect(run.stderr).toContain("--cluster-resource-namespace=apptoken-system ");
     expect(run.stderr).toMatch(
       /--metrics-bind-address=127\.0\.0\.1:\d+ --health-probe-bind-address=127\.0\.0\.1:\d+/,
     );
-    // Both credentials reached the token service; its log holds no secret.
+    // Both credentials reached the token service, the client secret from apptoken-system through
+    // the ClusterAppRegistration; its log holds no secret.
     const tsLog = readFileSync(join(run.devDir, "logs", "token-service.log"), "utf8");
     expect(tsLog).toContain('"credential":"secret","status":200');
     expect(tsLog).toContain('"credential":"certificate","status":200');
     const config = JSON.parse(readFileSync(join(run.devDir, "token-service", "config.json"), "utf8"));
     expect(tsLog).not.toContain(config.apps[0].secrets[0]);
     expectNothingLeft(run.devDir);
-  }, 180_000);
+  }, 240_000);
 
   it("keeps running until Ctrl-C, then stops the operator, the token service and the control plane", async () => {
     const run = await runDev({ APPTOKEN_DEV_OPERATOR_CMD: STAND_IN }, { interruptWhen: "Ctrl-C stops" });
@@ -164,7 +211,7 @@ describe.concurrent("make dev", () => {
     expect([...at].sort((a, b) => a - b)).toEqual(at);
     expect(run.stdout).toContain("SIGTERM: stopping"); // the stand-in was told to stop, not killed
     expectNothingLeft(run.devDir);
-  }, 180_000);
+  }, 240_000);
 
   it("DEV_ONCE=1 with an operator that never makes them Ready: non-zero, with its last log lines", async () => {
     const fake = join(mkdtempSync(join(tmpdir(), "apptoken-fake-op-")), "operator.sh");
@@ -180,10 +227,13 @@ describe.concurrent("make dev", () => {
     });
     expect(run.code).not.toBe(0);
     expect(run.code).not.toBeNull();
-    expect(run.stderr).toContain("the requests are not Ready after 3 s");
+    expect(run.stderr).toContain("the registrations and requests are not Ready after 3 s");
+    // What is not Ready is named, registrations and requests alike.
+    expect(run.stderr).toContain("ClusterAppRegistration demo-app: (no status yet)");
+    expect(run.stderr).toContain("AppTokenRequest demo-b/graph-client-secret: (no status yet)");
     expect(run.stderr).toContain("the operator's last log lines:");
     expect(run.stderr).toContain("fake operator: last words");
-    expect(run.stderr).toMatch(/fake operator started with 5 flags/);
+    expect(run.stderr).toMatch(/fake operator started with 7 flags/);
     expectNothingLeft(run.devDir);
-  }, 180_000);
+  }, 240_000);
 });

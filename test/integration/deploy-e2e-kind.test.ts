@@ -2,12 +2,22 @@
  * `make e2e-kind` cannot run here (no Docker engine), so everything it uses is checked piece by
  * piece: the scripts parse (and pass shellcheck when it is installed), the tool check says what is
  * missing, the certificates it issues name the Service and chain to the CA the operator is given,
- * the in-cluster token service entrypoint issues a token for deploy/samples/client-secret.yaml's
- * credentials over that TLS, the JWT check works, and every manifest it applies builds with
- * kustomize and passes the real apiserver's dry run.
+ * the in-cluster token service entrypoint issues a token for deploy/samples/cluster's credentials
+ * over that TLS, the JWT check works, every manifest it applies builds with kustomize and passes
+ * the real apiserver's dry run, the operator is allowed to send credentials to the in-cluster token
+ * service (and nowhere else), and the sample's registration selects the namespace the script
+ * expects to be served and not the one it expects to be refused.
  */
 import { execFile, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,11 +29,31 @@ import {
   renderKustomization,
   type Manifest,
 } from "../../hack/dev/deploy-manifests.js";
+import { loadConfig } from "../../src/config.js";
+import { allowedHostSet, authorityBaseFor } from "../../src/identity/authority.js";
+import { selectorMatches } from "../../src/controller/registrations/label-selector.js";
+import type { LabelSelector } from "../../src/api/types.js";
 import { binDir, kubeconfigPath, kubectl, testKubeConfig } from "../support/kube.js";
 
 const E2E = join(REPO_ROOT, "hack/e2e-kind");
 const MANIFESTS = join(E2E, "manifests");
 const TS_HOST = "token-service.apptoken-e2e.svc";
+const SAMPLE_DIR = join(REPO_ROOT, "deploy/samples/cluster");
+
+/** The names hack/e2e-kind.sh waits for and checks (SAMPLE_NS=..., REFUSED_NS=...). */
+function scriptVars(): Record<string, string> {
+  const script = readFileSync(join(REPO_ROOT, "hack/e2e-kind.sh"), "utf8");
+  return Object.fromEntries(
+    [...script.matchAll(/^([A-Z_]+)=([A-Za-z0-9:/._-]+)$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+}
+
+/** deploy/samples/cluster as written (what make e2e-kind applies, before its two patches). */
+function clusterSample(): Manifest[] {
+  return readdirSync(SAMPLE_DIR)
+    .filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
+    .flatMap((f) => parseManifests(readFileSync(join(SAMPLE_DIR, f), "utf8")));
+}
 
 interface Run {
   code: number;
@@ -87,7 +117,7 @@ describe("hack/e2e-kind.sh and its helpers", () => {
     for (const tool of ["docker", "kind", "kubectl", "openssl", "base64"])
       expect(r.stderr).toContain(`- ${tool}`);
 
-    // Every tool present but a Docker client without an engine (as on our machines).
+    // Every tool present but a Docker client without an engine.
     symlinkSync((await run("bash", ["-c", "command -v dirname"])).stdout.trim(), join(bin, "dirname"));
     for (const tool of ["kind", "kubectl", "openssl", "base64"]) {
       writeFileSync(join(bin, tool), "#!/bin/bash\nexit 0\n");
@@ -177,23 +207,22 @@ describe("the in-cluster token service, run here", () => {
     expect(san.stdout).toContain(`DNS:${TS_HOST}.cluster.local`);
   });
 
-  const sample = (): Manifest[] =>
-    parseManifests(readFileSync(join(REPO_ROOT, "deploy/samples/client-secret.yaml"), "utf8"));
-
-  /** POSTs the client-credentials form as the operator would, dialling 127.0.0.1 with the Service's name for TLS. */
+  /**
+   * POSTs the client-credentials form as the operator would for the sample's request (the
+   * ClusterAppRegistration's client id and client secret, the request's tenant and scope), dialling
+   * 127.0.0.1 with the Service's name for TLS.
+   */
   function tokenRequest(servername: string): Promise<{ status: number; body: any }> {
-    const [secret, atr] = [
-      sample().find((m) => m.kind === "Secret")!,
-      sample().find((m) => m.kind === "AppTokenRequest")!,
-    ];
-    const spec = atr.spec as any;
+    const sample = clusterSample();
+    const registration = sample.find((m) => m.kind === "ClusterAppRegistration")!.spec as any;
+    const spec = sample.find((m) => m.kind === "AppTokenRequest")!.spec as any;
+    const ref = registration.credential.clientSecret.secretRef;
+    const secret = sample.find((m) => m.kind === "Secret" && m.metadata.name === ref.name)!;
     const form = new URLSearchParams({
       grant_type: "client_credentials",
-      client_id: spec.clientId,
+      client_id: registration.clientId,
       scope: spec.scope,
-      client_secret: (secret.stringData as Record<string, string>)[
-        spec.credential.clientSecret.secretRef.key
-      ]!,
+      client_secret: (secret.stringData as Record<string, string>)[ref.key]!,
     }).toString();
     return new Promise((resolveRes, reject) => {
       const req = request(
@@ -217,7 +246,7 @@ describe("the in-cluster token service, run here", () => {
     });
   }
 
-  it("serves TLS for https://token-service.apptoken-e2e.svc and issues a token for the sample's credentials", async () => {
+  it("serves TLS for https://token-service.apptoken-e2e.svc and issues a token for the sample's registration", async () => {
     const res = await tokenRequest(TS_HOST);
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.token_type).toBe("Bearer");
@@ -244,7 +273,7 @@ describe("the manifests make e2e-kind applies", () => {
   const kc = testKubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const kubectlPath = () => join(binDir(), "kubectl");
-  const ours = ["apptoken-e2e", "e2e-demo"]; // used by this file only
+  const ours = ["apptoken-e2e", "e2e-demo", "e2e-unselected"]; // used by this file only
   const ensure = (name: string) =>
     core.createNamespace({ body: { metadata: { name } } }).catch((e: unknown) => {
       if ((e as { code?: number }).code !== 409) throw e;
@@ -270,40 +299,125 @@ describe("the manifests make e2e-kind applies", () => {
     expect(r.stdout).toContain("deployment.apps/token-service created (server dry run)");
   });
 
-  it("the operator: deploy/ plus the CA, passes the dry run", async () => {
+  it("the operator: deploy/ plus the CA and the token service's host, passes the dry run", async () => {
     const ms = await renderKustomization(kubectlPath(), join(MANIFESTS, "operator"));
     const pod = (ms.find((m) => m.kind === "Deployment") as any).spec.template.spec;
-    expect(pod.containers[0].args).toContain("--authority-ca-file=/etc/apptoken/authority-ca/ca.pem");
+    const args: string[] = pod.containers[0].args;
+    expect(args).toContain("--authority-ca-file=/etc/apptoken/authority-ca/ca.pem");
+    expect(args).toContain(`--allowed-authority-hosts=${TS_HOST}:443`);
     expect(pod.containers[0].volumeMounts).toContainEqual({
       name: "authority-ca",
       mountPath: "/etc/apptoken/authority-ca",
       readOnly: true,
     });
     expect(pod.volumes).toContainEqual({ name: "authority-ca", configMap: { name: "token-service-ca" } });
-    expect(ms.some((m) => m.kind === "CustomResourceDefinition")).toBe(true);
+    // Every CRD in crds/ (the script waits for each to be Established).
+    const crds = ms.filter((m) => m.kind === "CustomResourceDefinition").map((m) => m.metadata.name);
+    const expected = readdirSync(join(REPO_ROOT, "crds"))
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => f.replace(/^(.+?)_(.+)\.yaml$/, "$2.$1"));
+    expect(crds.sort()).toEqual(expected.sort());
+    expect(expected).toEqual(
+      expect.arrayContaining([
+        "apptokenrequests.apptoken.io",
+        "appregistrations.apptoken.io",
+        "clusterappregistrations.apptoken.io",
+      ]),
+    );
     const r = await kubectl(["apply", "-k", join(MANIFESTS, "operator"), "--dry-run=server"]);
     expect(r.code, r.stderr).toBe(0);
   });
 
-  it("the sample: only deploy/samples/client-secret.yaml, pointed at the token service, which knows its credentials", async () => {
+  it("the operator's args, read by its own config code, allow the in-cluster token service and no other host", async () => {
+    const ms = await renderKustomization(kubectlPath(), join(MANIFESTS, "operator"));
+    const args: string[] = (ms.find((m) => m.kind === "Deployment") as any).spec.template.spec.containers[0]
+      .args;
+    // The CA file exists only in the pod; everything else is parsed as the operator parses it.
+    const config = loadConfig(
+      args.filter((a) => !a.startsWith("--authority-ca-file")),
+      {},
+    );
+    if (config === "help") throw new Error("--help in the Deployment's args");
+    const allowedHosts = allowedHostSet(config.allowedAuthorityHosts);
+    expect([...allowedHosts]).toEqual([`${TS_HOST}:443`]);
+    const sample = await renderKustomization(kubectlPath(), join(MANIFESTS, "sample"));
+    const registration = sample.find((m) => m.kind === "ClusterAppRegistration")!.spec as any;
+    // What the controller checks before sending the credential: passes for the sample...
+    expect(authorityBaseFor(registration, { allowInsecureLoopback: false, allowedHosts }).host).toBe(TS_HOST);
+    // ...and the same registration without the authorityHost (Entra ID itself) would be refused.
+    expect(() =>
+      authorityBaseFor({ cloud: registration.cloud }, { allowInsecureLoopback: false, allowedHosts }),
+    ).toThrow(/not in the operator's --allowed-authority-hosts/);
+  });
+
+  it("the sample: deploy/samples/cluster, pointed at the token service, which knows its credentials; the request in a selected namespace", async () => {
+    const vars = scriptVars();
     const ms = await renderKustomization(kubectlPath(), join(MANIFESTS, "sample"));
-    expect(ms.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual([
-      "AppTokenRequest/graph-client-secret",
-      "Namespace/e2e-demo",
-      "Secret/graph-app-credentials",
+    expect(ms.map((m) => `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`).sort()).toEqual([
+      `AppTokenRequest/${vars.SAMPLE_NS}/${vars.SAMPLE_REQUEST}`,
+      `ClusterAppRegistration//${vars.SAMPLE_REGISTRATION}`,
+      `Namespace//${vars.SAMPLE_NS}`,
+      "Secret/apptoken-system/tenant-tokens-credentials", // the operator's cluster resource namespace
     ]);
-    const atr = ms.find((m) => m.kind === "AppTokenRequest") as any;
-    const original = parseManifests(
-      readFileSync(join(REPO_ROOT, "deploy/samples/client-secret.yaml"), "utf8"),
-    ).find((m) => m.kind === "AppTokenRequest") as any;
-    expect(atr.spec).toEqual({ ...original.spec, authorityHost: `https://${TS_HOST}` });
-    expect(atr.spec.target.name).toBe("graph-token"); // what hack/e2e-kind.sh checks
+    const original = clusterSample();
+    const find = (list: Manifest[], kind: string) => list.find((m) => m.kind === kind) as any;
+    const registration = find(ms, "ClusterAppRegistration");
+    const atr = find(ms, "AppTokenRequest");
+    // Unchanged but for authorityHost and the request's namespace.
+    expect(registration.spec).toEqual({
+      ...find(original, "ClusterAppRegistration").spec,
+      authorityHost: `https://${TS_HOST}`,
+    });
+    expect(atr.spec).toEqual(find(original, "AppTokenRequest").spec);
+    expect(atr.spec.appRef).toEqual({ kind: "ClusterAppRegistration", name: vars.SAMPLE_REGISTRATION });
+    expect(atr.spec.target.name).toBe(vars.SAMPLE_SECRET); // what hack/e2e-kind.sh checks
+    // The registration serves the sample's namespace.
+    const ns = find(ms, "Namespace");
+    expect(
+      selectorMatches(registration.spec.namespaceSelector as LabelSelector, ns.metadata.labels ?? {}),
+    ).toBe(true);
+    // The token service knows the tenant, the app and its secret.
     const config = JSON.parse(readFileSync(join(MANIFESTS, "token-service/config.json"), "utf8"));
-    expect(config.tenants[0].domains).toContain(atr.spec.tenantId);
-    expect(config.apps[0].clientId).toBe(atr.spec.clientId);
+    const tenant = config.tenants.find((t: { domains: string[] }) => t.domains.includes(atr.spec.tenantId));
+    expect(tenant, `no tenant ${atr.spec.tenantId} in config.json`).toBeDefined();
+    const app = config.apps.find((a: { clientId: string }) => a.clientId === registration.spec.clientId);
+    expect(app?.tenantId).toBe(tenant.id);
+    const ref = registration.spec.credential.clientSecret.secretRef;
+    const secret = ms.find((m) => m.kind === "Secret" && m.metadata.name === ref.name) as any;
+    expect(app.secrets).toContain(secret.stringData[ref.key]);
+    expect(registration.spec.allowedTenants.some((t: string) => t === "*" || t === atr.spec.tenantId)).toBe(
+      true,
+    );
+    expect(registration.spec.allowedScopes ?? [atr.spec.scope]).toContain(atr.spec.scope);
     const r = await kubectl(["apply", "-k", join(MANIFESTS, "sample"), "--dry-run=server"]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain("apptokenrequest.apptoken.io/graph-client-secret created (server dry run)");
+    expect(r.stdout).toContain(
+      `clusterappregistration.apptoken.io/${vars.SAMPLE_REGISTRATION} created (server dry run)`,
+    );
+    expect(r.stdout).toContain(`apptokenrequest.apptoken.io/${vars.SAMPLE_REQUEST} created (server dry run)`);
+  });
+
+  it("the refused sample: the same request from a namespace the registration does not select, nothing else", async () => {
+    const vars = scriptVars();
+    const ms = await renderKustomization(kubectlPath(), join(MANIFESTS, "refused"));
+    expect(ms.map((m) => `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`).sort()).toEqual([
+      `AppTokenRequest/${vars.REFUSED_NS}/${vars.SAMPLE_REQUEST}`,
+      `Namespace//${vars.REFUSED_NS}`,
+    ]);
+    const sample = await renderKustomization(kubectlPath(), join(MANIFESTS, "sample"));
+    const atr = ms.find((m) => m.kind === "AppTokenRequest")!;
+    expect(atr.spec).toEqual(sample.find((m) => m.kind === "AppTokenRequest")!.spec);
+    const selector = (sample.find((m) => m.kind === "ClusterAppRegistration")!.spec as any)
+      .namespaceSelector as LabelSelector;
+    const ns = ms.find((m) => m.kind === "Namespace")! as any;
+    expect(selectorMatches(selector, ns.metadata.labels ?? {})).toBe(false);
+    // The reason the script waits for is the one the controller gives.
+    const checks = readFileSync(join(REPO_ROOT, "src/controller/registrations/app-ref-checks.ts"), "utf8");
+    expect(checks).toContain('reason: "NamespaceNotAllowed"');
+    expect(readFileSync(join(REPO_ROOT, "hack/e2e-kind.sh"), "utf8")).toContain("NamespaceNotAllowed");
+    const r = await kubectl(["apply", "-k", join(MANIFESTS, "refused"), "--dry-run=server"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`apptokenrequest.apptoken.io/${vars.SAMPLE_REQUEST} created (server dry run)`);
   });
 
   it("e2e_wait_jsonpath waits for a field that does not exist yet, and times out with a message", async () => {
