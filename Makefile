@@ -66,7 +66,8 @@ e2e-kind: ## end to end on a kind cluster: image, deploy/, in-cluster token serv
 
 .PHONY: sync-crd
 sync-crd: ## copy crds/ into deploy/base/crd/ (kustomize cannot load files outside deploy/)
-	cp crds/apptoken.io_apptokenrequests.yaml deploy/base/crd/
+	cp crds/apptoken.io_apptokenrequests.yaml crds/apptoken.io_appregistrations.yaml \
+		crds/apptoken.io_clusterappregistrations.yaml deploy/base/crd/
 
 .PHONY: control-plane-up
 control-plane-up: node_modules ## start a local control plane in $(CP_DIR) (KUBECONFIG=$(CP_DIR)/kubeconfig)

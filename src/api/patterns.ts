@@ -1,6 +1,6 @@
 /**
- * Every regular expression the AppTokenRequest API validates with, as source text shared by the CRD's
- * CEL rules (RE2, via `matches()`) and the zod schema (JavaScript RegExp). Each one is written in
+ * Every regular expression the apptoken.io API validates with, as source text shared by the CRDs'
+ * CEL rules (RE2, via `matches()`) and the zod schemas (JavaScript RegExp). Each one is written in
  * the subset where RE2 and JavaScript agree: ASCII character classes, no look-around, no
  * back-references, no `\s`/`\w`/`\d` (whose Unicode meanings differ). The unit tests check that the
  * CRD quotes these strings verbatim, so a change here that is not made in the CRD fails the build.
@@ -81,11 +81,15 @@ export const CONDITION_TYPE_RE =
 export const CONDITION_REASON_RE = "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$";
 
 /**
- * RFC 3339 date-time as status fields carry it (the controller writes `toISOString()` values). Only
- * the zod status schema uses it; the CRD says `format: date-time`.
+ * The two halves of `format: date-time` as the apiserver checks it (kube-openapi's
+ * strfmt.IsDateTime): a calendar date, and a time of day with a zone. Go's `.` in the original
+ * (any character but a newline) is written `[^\n]` here, because JavaScript's `.` also refuses
+ * \r, U+2028 and U+2029. Hour, minute and second are range-checked apart, as the apiserver does;
+ * the zone offset is not range-checked at all, there either.
  */
-export const DATE_TIME_RE =
-  "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+export const OPENAPI_DATE_RE = "^([0-9]{4})-([0-9]{2})-([0-9]{2})$";
+export const OPENAPI_TIME_RE =
+  "^([0-9]{2}):([0-9]{2}):([0-9]{2})([^\\n][0-9]+)?([zZ]|[+-][0-9]{2}:[0-9]{2})$";
 
 /** Compiles one of the patterns above for JavaScript, once, with Unicode semantics like RE2's. */
 export function compile(source: string): RegExp {

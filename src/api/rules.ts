@@ -1,10 +1,15 @@
 /**
- * The CRD's CEL validation rules, each next to the same rule written in TypeScript. The CRD YAML is
+ * The CRDs' CEL validation rules, each next to the same rule written in TypeScript. The CRD YAML is
  * the source of truth; this file quotes its `x-kubernetes-validations` verbatim (rule, message,
- * reason, fieldPath) and the unit tests fail when the two differ. The zod schema runs `holds`, so the
- * controller's second validation is the apiserver's first, rule for rule.
+ * reason, fieldPath) and the unit tests fail when the two differ. The zod schemas run `holds`, so
+ * the controller's second validation is the apiserver's first, rule for rule.
  */
 import { parseDurationNanos } from "./duration.js";
+import {
+  APP_REGISTRATION_KIND,
+  CLUSTER_APP_REGISTRATION_KIND,
+  KIND as APP_TOKEN_REQUEST_KIND,
+} from "./types.js";
 import {
   AUTHORITY_HOST_RE,
   compile,
@@ -59,6 +64,7 @@ export const codePoints = (s: string): number => {
 
 const MULTI_TENANT_ALIASES = ["common", "organizations", "consumers"];
 const isAlias = (s: string): boolean => MULTI_TENANT_ALIASES.includes(lowerAscii(s));
+const isTenant = (s: string): boolean => guid.test(s) || tenantDomain.test(s);
 
 export const tenantIdRules: readonly CelRule<string>[] = [
   {
@@ -70,7 +76,43 @@ export const tenantIdRules: readonly CelRule<string>[] = [
   {
     rule: `self.lowerAscii() in ['common', 'organizations', 'consumers'] || self.matches(r'${GUID_RE}') || self.matches(r'${TENANT_DOMAIN_RE}')`,
     message: "must be a tenant GUID or a DNS domain name such as contoso.onmicrosoft.com",
-    holds: (s) => isAlias(s) || guid.test(s) || tenantDomain.test(s),
+    holds: (s) => isAlias(s) || isTenant(s),
+  },
+];
+
+/** One entry of a registration's allowedTenants: a tenant as tenantId names it, or "*". */
+export const allowedTenantRules: readonly CelRule<string>[] = [
+  {
+    rule: "!(self.lowerAscii() in ['common', 'organizations', 'consumers'])",
+    message:
+      'must name one tenant, not common, organizations or consumers: "*" is how every tenant is allowed',
+    holds: (s) => !isAlias(s),
+  },
+  {
+    rule: `self == '*' || self.lowerAscii() in ['common', 'organizations', 'consumers'] || self.matches(r'${GUID_RE}') || self.matches(r'${TENANT_DOMAIN_RE}')`,
+    message: 'must be "*", a tenant GUID or a DNS domain name such as contoso.onmicrosoft.com',
+    holds: (s) => s === "*" || isAlias(s) || isTenant(s),
+  },
+];
+
+/**
+ * An empty allow-list would be the one value whose meaning flips in transit: clients that omit
+ * empty lists (Go's omitempty) turn "no tenant" into "unset", which allows every tenant.
+ */
+export const allowedTenantsRules: readonly CelRule<readonly string[]>[] = [
+  {
+    rule: "size(self) > 0",
+    message:
+      'must not be empty: list at least one tenant, or "*"; leave allowedTenants unset to allow any tenant',
+    holds: (l) => l.length > 0,
+  },
+];
+
+export const allowedScopesRules: readonly CelRule<readonly string[]>[] = [
+  {
+    rule: "size(self) > 0",
+    message: "must not be empty: list at least one scope; leave allowedScopes unset to allow any scope",
+    holds: (l) => l.length > 0,
   },
 ];
 
@@ -104,33 +146,37 @@ export const authorityHostRules: readonly CelRule<string>[] = [
   },
 ];
 
-/** The three credential kinds, as the CEL rules see them: present or absent. */
+/** The four credential kinds, as the CEL rules see them: present or absent. */
 export interface CredentialPresence {
   clientSecret?: unknown;
   certificate?: unknown;
   workloadIdentity?: unknown;
+  clientAssertion?: unknown;
 }
 const credentialCount = (c: CredentialPresence): number =>
   (c.clientSecret !== undefined ? 1 : 0) +
   (c.certificate !== undefined ? 1 : 0) +
-  (c.workloadIdentity !== undefined ? 1 : 0);
+  (c.workloadIdentity !== undefined ? 1 : 0) +
+  (c.clientAssertion !== undefined ? 1 : 0);
 
 export const credentialRules: readonly CelRule<CredentialPresence>[] = [
   {
-    rule: "has(self.clientSecret) || has(self.certificate) || has(self.workloadIdentity)",
-    message: "exactly one of clientSecret, certificate or workloadIdentity must be set; none is",
+    rule: "has(self.clientSecret) || has(self.certificate) || has(self.workloadIdentity) || has(self.clientAssertion)",
+    message:
+      "exactly one of clientSecret, certificate, workloadIdentity or clientAssertion must be set; none is",
     reason: "FieldValueRequired",
     holds: (c) => credentialCount(c) >= 1,
   },
   {
-    rule: "(has(self.clientSecret) ? 1 : 0) + (has(self.certificate) ? 1 : 0) + (has(self.workloadIdentity) ? 1 : 0) <= 1",
-    message: "exactly one of clientSecret, certificate or workloadIdentity must be set; more than one is",
+    rule: "(has(self.clientSecret) ? 1 : 0) + (has(self.certificate) ? 1 : 0) + (has(self.workloadIdentity) ? 1 : 0) + (has(self.clientAssertion) ? 1 : 0) <= 1",
+    message:
+      "exactly one of clientSecret, certificate, workloadIdentity or clientAssertion must be set; more than one is",
     reason: "FieldValueForbidden",
     holds: (c) => credentialCount(c) <= 1,
   },
 ];
 
-/** Names of Secrets, ServiceAccounts and the target Secret. */
+/** Names of Secrets, ServiceAccounts, registrations and the target Secret. */
 export const objectNameRules: readonly CelRule<string>[] = [
   {
     rule: `self.matches(r'${DNS1123_SUBDOMAIN_RE}')`,
@@ -246,6 +292,43 @@ export const labelValueRules: readonly CelRule<string>[] = [
   },
 ];
 
+/** A matchExpressions key: one label key, as labelKeyRules checks each key of a map. */
+export const labelSelectorKeyRules: readonly CelRule<string>[] = [
+  {
+    rule: `self.matches(r'${QUALIFIED_NAME_RE}')`,
+    message:
+      "must be a label key: an optional DNS subdomain prefix and /, then a name of at most 63 characters",
+    holds: (k) => qualifiedName.test(k),
+  },
+];
+
+/** One requirement of a label selector, as its rules see it. */
+export interface LabelSelectorRequirementShape {
+  operator: string;
+  values?: readonly string[];
+}
+
+const hasValues = (r: LabelSelectorRequirementShape): boolean =>
+  r.values !== undefined && r.values.length > 0;
+
+/** metav1.LabelSelector's own validation of a requirement, which a CRD does not get for free. */
+export const labelSelectorRequirementRules: readonly CelRule<LabelSelectorRequirementShape>[] = [
+  {
+    rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+    message: "must be non-empty when operator is In or NotIn",
+    reason: "FieldValueRequired",
+    fieldPath: ".values",
+    holds: (r) => !["In", "NotIn"].includes(r.operator) || hasValues(r),
+  },
+  {
+    rule: "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+    message: "must be empty when operator is Exists or DoesNotExist",
+    reason: "FieldValueForbidden",
+    fieldPath: ".values",
+    holds: (r) => !["Exists", "DoesNotExist"].includes(r.operator) || !hasValues(r),
+  },
+];
+
 const MAX_REFRESH_BEFORE_NS = 24n * 3_600_000_000_000n;
 
 export const refreshBeforeRules: readonly CelRule<string>[] = [
@@ -266,14 +349,12 @@ export const refreshBeforeRules: readonly CelRule<string>[] = [
   },
 ];
 
-/**
- * Where each rule list sits in the CRD, as a schema path ("*" stands for a map's values). The unit
- * test walks the CRD and expects exactly these rules at exactly these places.
- */
-export const CEL_RULES_BY_PATH: ReadonlyArray<readonly [path: string, rules: readonly CelRule<never>[]]> = [
-  ["spec.tenantId", tenantIdRules],
+/** A rule list and where it sits in a CRD, as a schema path ("*" for a map's values, "[]" for a list's items). */
+export type CelRulesAt = readonly [path: string, rules: readonly CelRule<never>[]];
+
+/** The credential and everything else the two registration kinds share. */
+const REGISTRATION_SPEC_RULES: readonly CelRulesAt[] = [
   ["spec.clientId", clientIdRules],
-  ["spec.scope", scopeRules],
   ["spec.authorityHost", authorityHostRules],
   ["spec.credential", credentialRules],
   ["spec.credential.clientSecret.secretRef.name", objectNameRules],
@@ -286,12 +367,44 @@ export const CEL_RULES_BY_PATH: ReadonlyArray<readonly [path: string, rules: rea
   ["spec.credential.certificate.secretRef.passwordKey", secretKeyRules],
   ["spec.credential.workloadIdentity.serviceAccountName", objectNameRules],
   ["spec.credential.workloadIdentity.audience", audienceRules],
-  ["spec.target.name", objectNameRules],
-  ["spec.target.template.type", secretTypeRules],
-  ["spec.target.template.metadata.labels", labelKeyRules],
-  ["spec.target.template.metadata.labels.*", labelValueRules],
-  ["spec.target.template.metadata.annotations", annotationKeyRules],
-  ["spec.target.template.data", templateDataRules],
-  ["spec.target.template.data.*", templateValueRules],
-  ["spec.refreshBefore", refreshBeforeRules],
+  ["spec.credential.clientAssertion.secretRef.name", objectNameRules],
+  ["spec.credential.clientAssertion.secretRef.key", secretKeyRules],
+  ["spec.allowedTenants", allowedTenantsRules],
+  ["spec.allowedTenants[]", allowedTenantRules],
+  ["spec.allowedScopes", allowedScopesRules],
+  ["spec.allowedScopes[]", scopeRules],
 ];
+
+/**
+ * Where each rule list sits in each CRD, by kind. The unit test walks every CRD and expects exactly
+ * these rules at exactly these places.
+ */
+export const CEL_RULES_BY_PATH: Readonly<
+  Record<
+    typeof APP_TOKEN_REQUEST_KIND | typeof APP_REGISTRATION_KIND | typeof CLUSTER_APP_REGISTRATION_KIND,
+    readonly CelRulesAt[]
+  >
+> = {
+  [APP_TOKEN_REQUEST_KIND]: [
+    ["spec.appRef.name", objectNameRules],
+    ["spec.tenantId", tenantIdRules],
+    ["spec.scope", scopeRules],
+    ["spec.target.name", objectNameRules],
+    ["spec.target.template.type", secretTypeRules],
+    ["spec.target.template.metadata.labels", labelKeyRules],
+    ["spec.target.template.metadata.labels.*", labelValueRules],
+    ["spec.target.template.metadata.annotations", annotationKeyRules],
+    ["spec.target.template.data", templateDataRules],
+    ["spec.target.template.data.*", templateValueRules],
+    ["spec.refreshBefore", refreshBeforeRules],
+  ],
+  [APP_REGISTRATION_KIND]: REGISTRATION_SPEC_RULES,
+  [CLUSTER_APP_REGISTRATION_KIND]: [
+    ...REGISTRATION_SPEC_RULES,
+    ["spec.namespaceSelector.matchLabels", labelKeyRules],
+    ["spec.namespaceSelector.matchLabels.*", labelValueRules],
+    ["spec.namespaceSelector.matchExpressions[]", labelSelectorRequirementRules],
+    ["spec.namespaceSelector.matchExpressions[].key", labelSelectorKeyRules],
+    ["spec.namespaceSelector.matchExpressions[].values[]", labelValueRules],
+  ],
+};

@@ -1,18 +1,23 @@
 /**
- * The controller's own validation of AppTokenRequest (DESIGN §2: "validation happens twice"). It
- * accepts and rejects exactly what the CRD does, in the same order the apiserver works:
+ * The controller's own validation of the three kinds: validation happens twice, once by the
+ * apiserver against the CRD and once here, where the controller reads a spec. Each schema accepts
+ * and rejects exactly what its CRD does, in the same order the apiserver works:
  *
  *   1. nulls are pruned and unknown fields dropped (the apiserver prunes both before validating);
- *   2. defaults are applied (cloud, sendX5C, audience);
- *   3. the structural schema is checked: types, required fields, enums, maxLength, maxProperties;
- *   4. only if step 3 found nothing that "blocks" CEL (a wrong type, a missing field, an enum or size
- *      violation) are the CEL rules run, each as its TypeScript twin from rules.ts.
+ *   2. defaults are applied (cloud, sendX5C);
+ *   3. the structural schema is checked: types, required fields, enums, formats, maxLength,
+ *      maxProperties, maxItems;
+ *   4. only if step 3 found nothing that "blocks" CEL (a wrong type or format, a missing field, an
+ *      enum or size violation) are the CEL rules run, each as its TypeScript twin from rules.ts.
  *
  * Messages name the field as the apiserver does ("spec.scope: must end with /.default ..."), so a
  * user sees the same words in `kubectl apply` errors and in a Ready=False/InvalidSpec condition.
  */
 import { z } from "zod";
 import {
+  allowedScopesRules,
+  allowedTenantRules,
+  allowedTenantsRules,
   annotationKeyRules,
   audienceRules,
   authorityHostRules,
@@ -21,6 +26,8 @@ import {
   codePoints,
   credentialRules,
   labelKeyRules,
+  labelSelectorKeyRules,
+  labelSelectorRequirementRules,
   labelValueRules,
   objectNameRules,
   refreshBeforeRules,
@@ -33,25 +40,38 @@ import {
   type CelReason,
   type CelRule,
 } from "./rules.js";
-import { compile, CONDITION_REASON_RE, CONDITION_TYPE_RE, DATE_TIME_RE } from "./patterns.js";
 import {
+  compile,
+  CONDITION_REASON_RE,
+  CONDITION_TYPE_RE,
+  OPENAPI_DATE_RE,
+  OPENAPI_TIME_RE,
+} from "./patterns.js";
+import {
+  APP_REF_KINDS,
   CLOUDS,
   CONDITION_STATUSES,
+  CREDENTIAL_KINDS,
   DEFAULT_CLOUD,
-  DEFAULT_WORKLOAD_IDENTITY_AUDIENCE,
+  LABEL_SELECTOR_OPERATORS,
   THROTTLE_STATES,
   TOKEN_SOURCES,
+  type AppRegistrationSpec,
+  type AppRegistrationStatus,
   type AppTokenRequestSpec,
   type AppTokenRequestStatus,
+  type ClusterAppRegistrationSpec,
 } from "./types.js";
 
 export { API_VERSION, GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION } from "./types.js";
 
 /** Which of the apiserver's field error types an issue of our own stands for (see BLOCKING). */
-type K8sErrorKind = "cel" | "tooLong" | "tooMany" | "pattern";
+type K8sErrorKind = "cel" | "tooLong" | "tooMany" | "pattern" | "format";
 interface K8sIssueParams {
   k8s: K8sErrorKind;
   reason?: CelReason;
+  /** The OpenAPI format a "format" issue is about. */
+  format?: string;
 }
 
 /**
@@ -71,19 +91,43 @@ function str(maxLength: number) {
     .meta({ maxLength });
 }
 
+/**
+ * A size check that runs even when an item or value inside already failed: the apiserver reports
+ * a too-long list or map next to its bad entries (zod would skip the check once they failed).
+ */
+function sizeCheck<T>(isShape: (v: unknown) => boolean, tooMany: (v: T) => string | undefined) {
+  return z.superRefine<T>(
+    (value, ctx) => {
+      const message = tooMany(value);
+      if (message !== undefined) ctx.addIssue(issue(value, "tooMany", message));
+    },
+    { when: (payload) => isShape(payload.value) },
+  );
+}
+
 /** A map of strings with OpenAPI's maxProperties. */
 function map<V extends z.ZodType<string>>(values: V, maxProperties: number) {
   return z
     .record(z.string(), values)
-    .check((ctx) => {
-      const n = Object.keys(ctx.value).length;
-      if (n > maxProperties) {
-        ctx.issues.push(
-          issue(ctx.value, "tooMany", `Too many: ${n}: must have at most ${maxProperties} items`),
-        );
-      }
-    })
+    .check(
+      sizeCheck<Record<string, string>>(isObject, (v) => {
+        const n = Object.keys(v).length;
+        return n > maxProperties ? `Too many: ${n}: must have at most ${maxProperties} items` : undefined;
+      }),
+    )
     .meta({ maxProperties });
+}
+
+/** A list with OpenAPI's maxItems, refused in the apiserver's words rather than zod's. */
+function list<I extends z.ZodType>(items: I, maxItems: number) {
+  return z
+    .array(items)
+    .check(
+      sizeCheck<unknown[]>(Array.isArray, (v) =>
+        v.length > maxItems ? `Too many: ${v.length}: must have at most ${maxItems} items` : undefined,
+      ),
+    )
+    .meta({ maxItems });
 }
 
 function matching(pattern: string) {
@@ -97,13 +141,45 @@ function matching(pattern: string) {
   };
 }
 
-/** Runs the TypeScript twins of a node's CEL rules; a failed rule is reported on its fieldPath. */
+const openApiDate = compile(OPENAPI_DATE_RE);
+const openApiTime = compile(OPENAPI_TIME_RE);
+
+function daysInMonth(year: number, month: number): number {
+  // Go's proleptic Gregorian calendar, year 0 a leap year; Date.UTC would read years 0-99 as 19xx.
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/**
+ * `format: date-time` exactly as the apiserver checks it (kube-openapi's strfmt.IsDateTime), quirks
+ * included: the text is cut at every "t" or "T", the first piece must be a real calendar date and
+ * the second a time of day with a zone, and any further pieces are not looked at
+ * ("2030-01-01T00:00:00Zt, anything" passes). Whoever reads such a field must still parse it.
+ */
+export function isApiserverDateTime(s: string): boolean {
+  const pieces = s.split(/[tT]/);
+  const [date, time] = pieces;
+  if (date === undefined || time === undefined) return false;
+  const d = openApiDate.exec(date);
+  if (!d) return false;
+  const [year, month, day] = [Number(d[1]), Number(d[2]), Number(d[3])];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return false;
+  const t = openApiTime.exec(time);
+  if (!t) return false;
+  return Number(t[1]) <= 23 && Number(t[2]) <= 59 && Number(t[3]) <= 59;
+}
+
+/**
+ * Runs the TypeScript twins of a node's CEL rules; a failed rule is reported on its fieldPath. The
+ * apiserver runs every rule of every node, so a failure here must not stop zod from checking the
+ * nodes around it: the issue is marked `continue`.
+ */
 function cel<T>(rules: readonly CelRule<T>[]) {
   return (ctx: z.core.ParsePayload<T>) => {
     for (const r of rules) {
       if (r.holds(ctx.value)) continue;
       const path = r.fieldPath === undefined ? [] : r.fieldPath.slice(1).split(".");
-      ctx.issues.push({ ...issue(ctx.value, "cel", r.message, r.reason), path });
+      ctx.issues.push({ ...issue(ctx.value, "cel", r.message, r.reason), path, continue: true });
     }
   };
 }
@@ -113,13 +189,38 @@ function issue(input: unknown, k8s: K8sErrorKind, message: string, reason?: CelR
   return { code: "custom" as const, message, input, params };
 }
 
-// ---- spec ---------------------------------------------------------------------------------------
+/** Marks a type error on a date-time field, which the apiserver words differently (see describe). */
+const DATE_TIME_TYPE_ERROR = "date-time type error";
+
+/**
+ * A `format: date-time` string. One case cannot be mirrored: for a list where a date-time belongs
+ * the apiserver checks neither type nor format (kube-openapi skips both for slices) and stores it;
+ * zod refuses it, so the controller never reads a list where its types promise a string.
+ */
+const dateTime = () =>
+  z
+    .string({
+      error: (i) => (i.code === "invalid_type" && i.input !== undefined ? DATE_TIME_TYPE_ERROR : undefined),
+    })
+    .check((ctx) => {
+      if (!isApiserverDateTime(ctx.value)) {
+        const params: K8sIssueParams = { k8s: "format", format: "date-time" };
+        ctx.issues.push({ code: "custom", message: "must be of type date-time", input: ctx.value, params });
+      }
+    })
+    .meta({ format: "date-time" });
+
+// ---- shared by the three kinds ------------------------------------------------------------------
 
 const objectName = () => str(253).check(cel(objectNameRules));
 const secretKey = () => str(253).check(cel(secretKeyRules));
+const secretKeyRef = () => z.object({ name: objectName(), key: secretKey() });
+
+// ---- AppRegistration and ClusterAppRegistration -------------------------------------------------
 
 const clientSecretSchema = z.object({
-  secretRef: z.object({ name: objectName(), key: secretKey() }),
+  secretRef: secretKeyRef(),
+  expiresAt: dateTime().optional(),
 });
 
 const certificateSchema = z.object({
@@ -137,24 +238,67 @@ const certificateSchema = z.object({
 
 const workloadIdentitySchema = z.object({
   serviceAccountName: objectName(),
-  audience: str(253).check(cel(audienceRules)).default(DEFAULT_WORKLOAD_IDENTITY_AUDIENCE),
+  // No default: the controller picks the token-exchange audience of the registration's cloud.
+  audience: str(253).check(cel(audienceRules)).optional(),
 });
+
+const clientAssertionSchema = z.object({ secretRef: secretKeyRef() });
 
 const credentialSchema = z
   .object({
     clientSecret: clientSecretSchema.optional(),
     certificate: certificateSchema.optional(),
     workloadIdentity: workloadIdentitySchema.optional(),
+    clientAssertion: clientAssertionSchema.optional(),
   })
   .check(cel(credentialRules));
+
+const MAX_ALLOWED_ENTRIES = 64;
+
+const registrationSpecShape = {
+  clientId: str(36).check(cel(clientIdRules)),
+  cloud: z.enum(CLOUDS).default(DEFAULT_CLOUD),
+  authorityHost: str(512).check(cel(authorityHostRules)).optional(),
+  credential: credentialSchema,
+  allowedTenants: list(str(253).check(cel(allowedTenantRules)), MAX_ALLOWED_ENTRIES)
+    .check(cel(allowedTenantsRules))
+    .optional(),
+  allowedScopes: list(str(1024).check(cel(scopeRules)), MAX_ALLOWED_ENTRIES)
+    .check(cel(allowedScopesRules))
+    .optional(),
+};
+
+export const appRegistrationSpecSchema = z.object(registrationSpecShape);
+
+const labelValue = () => str(63).check(cel(labelValueRules));
+
+/** metav1.LabelSelector, with the checks the apiserver gives a built-in selector spelled out. */
+const labelSelectorSchema = z.object({
+  matchLabels: map(labelValue(), 32).check(cel(labelKeyRules)).optional(),
+  matchExpressions: list(
+    z
+      .object({
+        key: str(317).check(cel(labelSelectorKeyRules)),
+        operator: z.enum(LABEL_SELECTOR_OPERATORS),
+        values: list(labelValue(), 64).optional(),
+      })
+      .check(cel(labelSelectorRequirementRules)),
+    16,
+  ).optional(),
+});
+
+export const clusterAppRegistrationSpecSchema = z.object({
+  ...registrationSpecShape,
+  namespaceSelector: labelSelectorSchema,
+});
+
+// ---- AppTokenRequest ----------------------------------------------------------------------------
 
 const templateSchema = z.object({
   type: str(253).check(cel(secretTypeRules)).optional(),
   metadata: z
     .object({
-      labels: map(str(63).check(cel(labelValueRules)), 32)
-        .check(cel(labelKeyRules))
-        .optional(),
+      labels: map(labelValue(), 32).check(cel(labelKeyRules)).optional(),
       annotations: map(str(4096), 32).check(cel(annotationKeyRules)).optional(),
     })
     .optional(),
@@ -164,12 +308,12 @@ const templateSchema = z.object({
 });
 
 export const appTokenRequestSpecSchema = z.object({
+  appRef: z.object({
+    kind: z.enum(APP_REF_KINDS),
+    name: objectName(),
+  }),
   tenantId: str(253).check(cel(tenantIdRules)),
-  clientId: str(36).check(cel(clientIdRules)),
   scope: str(1024).check(cel(scopeRules)),
-  cloud: z.enum(CLOUDS).default(DEFAULT_CLOUD),
-  authorityHost: str(512).check(cel(authorityHostRules)).optional(),
-  credential: credentialSchema,
   target: z
     .object({
       name: objectName().optional(),
@@ -181,7 +325,6 @@ export const appTokenRequestSpecSchema = z.object({
 
 // ---- status -------------------------------------------------------------------------------------
 
-const dateTime = () => z.string().check(matching(DATE_TIME_RE)).meta({ format: "date-time" });
 const count = () => z.int().min(0);
 
 export const conditionSchema = z.object({
@@ -193,10 +336,12 @@ export const conditionSchema = z.object({
   message: str(32768),
 });
 
-/**
- * The status the controller writes. It is only ever produced by our own code, so this schema
- * exists to keep types, CRD and zod in step (the drift test walks it) rather than to guard input.
+/*
+ * The statuses the controller writes. They are only ever produced by our own code, so these
+ * schemas exist to keep types, CRDs and zod in step (the drift test walks them) rather than to
+ * guard input.
  */
+
 export const appTokenRequestStatusSchema = z.object({
   observedGeneration: count().optional(),
   conditions: z.array(conditionSchema).max(16).optional(),
@@ -216,12 +361,30 @@ export const appTokenRequestStatusSchema = z.object({
     .optional(),
 });
 
+/** The status of both registration kinds. */
+export const appRegistrationStatusSchema = z.object({
+  observedGeneration: count().optional(),
+  conditions: z.array(conditionSchema).max(16).optional(),
+  credential: z
+    .object({
+      kind: z.enum(CREDENTIAL_KINDS).optional(),
+      expiresAt: dateTime().optional(),
+      thumbprintSHA256: str(64).optional(),
+    })
+    .optional(),
+  requests: count().optional(),
+});
+
 // Compile-time proof that types.ts and the schemas describe the same shapes.
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
-const specTypesMatch: Equals<z.output<typeof appTokenRequestSpecSchema>, AppTokenRequestSpec> = true;
-const statusTypesMatch: Equals<z.output<typeof appTokenRequestStatusSchema>, AppTokenRequestStatus> = true;
-void specTypesMatch;
-void statusTypesMatch;
+const typesMatch: [
+  Equals<z.output<typeof appTokenRequestSpecSchema>, AppTokenRequestSpec>,
+  Equals<z.output<typeof appTokenRequestStatusSchema>, AppTokenRequestStatus>,
+  Equals<z.output<typeof appRegistrationSpecSchema>, AppRegistrationSpec>,
+  Equals<z.output<typeof clusterAppRegistrationSpecSchema>, ClusterAppRegistrationSpec>,
+  Equals<z.output<typeof appRegistrationStatusSchema>, AppRegistrationStatus>,
+] = [true, true, true, true, true];
+void typesMatch;
 
 // ---- parsing ------------------------------------------------------------------------------------
 
@@ -232,23 +395,40 @@ export interface SpecIssue {
   message: string;
 }
 
-export type ParseSpecResult = { ok: true; spec: AppTokenRequestSpec } | { ok: false; issues: SpecIssue[] };
+export type ParseSpecResult<S = AppTokenRequestSpec> =
+  { ok: true; spec: S } | { ok: false; issues: SpecIssue[] };
 
 /** The apiserver's note when CEL rules were skipped because of a structural error. */
 export const RULES_NOT_CHECKED =
   "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
 
 /**
- * Validates and defaults a spec as the apiserver would. Never throws; anything invalid comes back as
- * issues, which the controller turns into Ready=False, reason InvalidSpec.
+ * Each parse function validates and defaults a spec as the apiserver would. None throws; anything
+ * invalid comes back as issues, which the controller turns into Ready=False, reason InvalidSpec.
  */
-export function parseAppTokenRequestSpec(obj: unknown): ParseSpecResult {
+export function parseAppTokenRequestSpec(obj: unknown): ParseSpecResult<AppTokenRequestSpec> {
+  return parseSpec(appTokenRequestSpecSchema, obj, REQUEST_MAPS_WITH_KEY_RULES);
+}
+
+export function parseAppRegistrationSpec(obj: unknown): ParseSpecResult<AppRegistrationSpec> {
+  return parseSpec(appRegistrationSpecSchema, obj, []);
+}
+
+export function parseClusterAppRegistrationSpec(obj: unknown): ParseSpecResult<ClusterAppRegistrationSpec> {
+  return parseSpec(clusterAppRegistrationSpecSchema, obj, CLUSTER_REGISTRATION_MAPS_WITH_KEY_RULES);
+}
+
+function parseSpec<S extends z.ZodType>(
+  schema: S,
+  obj: unknown,
+  mapsWithKeyRules: readonly MapWithKeyRules[],
+): ParseSpecResult<z.output<S>> {
   if (obj === undefined || obj === null) {
     return { ok: false, issues: [{ path: "spec", message: "spec: Required value" }] };
   }
   const input = pruneNulls(obj);
-  const result = appTokenRequestSpecSchema.safeParse(input, { reportInput: true });
-  const protoKeyIssues = checkProtoKeys(input);
+  const result = schema.safeParse(input, { reportInput: true });
+  const protoKeyIssues = checkProtoKeys(input, mapsWithKeyRules);
   if (result.success && protoKeyIssues.length === 0) return { ok: true, spec: result.data };
 
   const zodIssues = result.success ? [] : result.error.issues;
@@ -267,13 +447,17 @@ export function parseAppTokenRequestSpec(obj: unknown): ParseSpecResult {
 }
 
 type IssueKind = K8sErrorKind | "required" | "typeInvalid" | "notSupported" | "other";
-/** The error types after which the apiserver runs no CEL rule (apiextensions-apiserver's hasBlockingErr). */
+/**
+ * The error types after which the apiserver runs no CEL rule (apiextensions-apiserver's
+ * hasBlockingErr). A format error is one: the apiserver reports it as a type error.
+ */
 const BLOCKING: ReadonlySet<IssueKind> = new Set([
   "required",
   "typeInvalid",
   "notSupported",
   "tooLong",
   "tooMany",
+  "format",
 ]);
 
 function kindOf(i: z.core.$ZodIssue): IssueKind {
@@ -283,7 +467,8 @@ function kindOf(i: z.core.$ZodIssue): IssueKind {
     case "invalid_type":
       return i.input === undefined ? "required" : "typeInvalid";
     case "invalid_value":
-      return "notSupported";
+      // zod reports a missing enum (appRef.kind, an operator) as a wrong value.
+      return i.input === undefined ? "required" : "notSupported";
     default:
       return "other";
   }
@@ -294,9 +479,19 @@ function describe(i: z.core.$ZodIssue, kind: IssueKind, path: string): string {
     case "required":
       return "Required value";
     case "typeInvalid": {
+      if (i.message === DATE_TIME_TYPE_ERROR) {
+        // The apiserver names what it got by Go's number format, or not at all.
+        const got = typeof i.input === "number" ? (Number.isInteger(i.input) ? "int64" : "float64") : "";
+        return `Invalid value: "${got}": ${path} in body must be of type date-time: "${got}"`;
+      }
       const got = openApiType(i.input);
       const expected = i.code === "invalid_type" ? openApiTypeName(i.expected) : "object";
       return `Invalid value: "${got}": ${path} in body must be of type ${expected}: "${got}"`;
+    }
+    case "format": {
+      const value = JSON.stringify(i.input);
+      const format = i.code === "custom" ? (i.params as K8sIssueParams).format : undefined;
+      return `Invalid value: ${value}: ${path} in body must be of type ${format ?? "string"}: ${value}`;
     }
     case "notSupported": {
       const values = i.code === "invalid_value" ? i.values.map((v) => JSON.stringify(v)).join(", ") : "";
@@ -326,7 +521,7 @@ function openApiType(v: unknown): string {
 }
 
 /** Fields whose next path segment is a map key. */
-const MAP_FIELDS: ReadonlySet<PropertyKey> = new Set(["labels", "annotations", "data"]);
+const MAP_FIELDS: ReadonlySet<PropertyKey> = new Set(["labels", "annotations", "data", "matchLabels"]);
 
 /**
  * Writes a path as the apiserver does, quirks included: CEL errors put a map key in brackets
@@ -344,20 +539,24 @@ function formatPath(segments: readonly PropertyKey[], bracketMapKeys: boolean): 
 }
 
 /**
- * Zod drops a `__proto__` map key (it cannot assign one safely), so the key rules of the three maps
- * never see it. The apiserver does, and rejects it; this runs those rules on it explicitly.
+ * Zod drops a `__proto__` map key (it cannot assign one safely), so the key rules of a map never
+ * see it. The apiserver does, and rejects it; this runs those rules on it explicitly.
  */
-const MAPS_WITH_KEY_RULES: ReadonlyArray<
-  readonly [path: readonly string[], rules: readonly CelRule<Record<string, string>>[]]
-> = [
+type MapWithKeyRules = readonly [path: readonly string[], rules: readonly CelRule<Record<string, string>>[]];
+
+const REQUEST_MAPS_WITH_KEY_RULES: readonly MapWithKeyRules[] = [
   [["target", "template", "metadata", "labels"], labelKeyRules],
   [["target", "template", "metadata", "annotations"], annotationKeyRules],
   [["target", "template", "data"], templateDataRules],
 ];
 
-function checkProtoKeys(input: unknown): z.core.$ZodIssue[] {
+const CLUSTER_REGISTRATION_MAPS_WITH_KEY_RULES: readonly MapWithKeyRules[] = [
+  [["namespaceSelector", "matchLabels"], labelKeyRules],
+];
+
+function checkProtoKeys(input: unknown, maps: readonly MapWithKeyRules[]): z.core.$ZodIssue[] {
   const issues: z.core.$ZodIssue[] = [];
-  for (const [path, rules] of MAPS_WITH_KEY_RULES) {
+  for (const [path, rules] of maps) {
     let node: unknown = input;
     for (const segment of path) {
       node = isObject(node) && Object.hasOwn(node, segment) ? node[segment] : undefined;
@@ -381,10 +580,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * The apiserver prunes null values of fields that are not nullable (none of ours is) before it
- * defaults and validates, so `cloud: null` means "use the default", not "invalid".
+ * defaults and validates, so `cloud: null` means "use the default", not "invalid". It looks inside
+ * lists too, but leaves a null list item in place, where it is a type error.
  */
 function pruneNulls(v: unknown): unknown {
-  if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+  if (Array.isArray(v)) return v.map((item: unknown) => pruneNulls(item));
+  if (v === null || typeof v !== "object") return v;
   const out: Record<string, unknown> = {};
   for (const [k, val] of Object.entries(v)) {
     if (val === null) continue;
