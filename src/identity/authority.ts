@@ -55,8 +55,13 @@ export function allowedHostSet(entries: readonly string[]): ReadonlySet<string> 
   return new Set(
     entries.map((e) => {
       const lower = e.trim().toLowerCase();
-      const hasPort = lower.startsWith("[") ? /\]:\d+$/.test(lower) : /:\d+$/.test(lower);
-      return hasPort ? lower : `${lower}:443`;
+      // Parsed as a URL would be, so that each address has one spelling ([0:0::1] is [::1]).
+      try {
+        const url = new URL(`https://${lower}`);
+        return `${url.hostname}:${url.port === "" ? "443" : url.port}`;
+      } catch {
+        return lower;
+      }
     }),
   );
 }

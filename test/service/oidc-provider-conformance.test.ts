@@ -25,13 +25,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CertificateAuthority, IssuedCertificate } from "../../hack/token-service/pki.js";
 import { createCa, createClientCertificate, issueServerCertificate } from "../../hack/token-service/pki.js";
 import { systemClock } from "../../src/clock.js";
-import { tokenEndpointFor } from "../../src/identity/authority.js";
+import type { AuthorityPolicy } from "../../src/identity/authority.js";
+import { allowedHostSet, tokenEndpointFor } from "../../src/identity/authority.js";
 import { certificateCredential } from "../../src/identity/credentials/certificate.js";
 import type { ClientCredential } from "../../src/identity/credentials/client-credential.js";
 import { clientSecretCredential } from "../../src/identity/credentials/client-secret.js";
 import { PermanentError } from "../../src/identity/errors.js";
 import { TokenClient } from "../../src/identity/token-client.js";
-import { failureOf } from "./token-service-fixture.js";
+import { START_TIMEOUT_MS, failureOf } from "./token-service-fixture.js";
 
 const TENANT = "5a0c2e8f-0d1b-4f57-9b1e-2a4b6c8d0e1f";
 const RESOURCE = "https://api.conformance.example";
@@ -49,6 +50,8 @@ let signingJwks: { keys: JWK[] };
 let entraShaped: RunningProvider;
 let plain: RunningProvider;
 let client: TokenClient;
+/** Both providers' host:port and nothing else, as an installer would allow them. */
+let policy: AuthorityPolicy;
 
 beforeAll(async () => {
   ca = await createCa({ commonName: "oidc-provider conformance CA" });
@@ -130,8 +133,16 @@ beforeAll(async () => {
       },
     },
   }));
-  client = new TokenClient({ clock: systemClock, caBundle: ca.certPem });
-});
+  policy = {
+    allowInsecureLoopback: false,
+    allowedHosts: allowedHostSet([new URL(entraShaped.origin).host, new URL(plain.origin).host]),
+  };
+  client = new TokenClient({
+    clock: systemClock,
+    caBundle: ca.certPem,
+    allowedAuthorityHosts: policy.allowedHosts,
+  });
+}, START_TIMEOUT_MS);
 
 afterAll(async () => {
   await client.close();
@@ -143,7 +154,7 @@ afterAll(async () => {
 
 function viaAuthorityHost(): URL {
   const authorityHost = new URL(entraShaped.origin).host;
-  return tokenEndpointFor({ authorityHost, tenantId: TENANT }, { allowInsecureLoopback: false });
+  return tokenEndpointFor({ authorityHost, tenantId: TENANT }, policy);
 }
 
 async function claimsOf(accessToken: string, origin: string) {
@@ -188,10 +199,7 @@ describe("conformance with oidc-provider (client_credentials)", () => {
   it.each(credentials)(
     "gets a token with %s through a tokenEndpoint override and an RFC 8707 resource",
     async (_method, clientId, credential) => {
-      const endpoint = tokenEndpointFor(
-        { tokenEndpoint: `${plain.origin}/token`, tenantId: TENANT },
-        { allowInsecureLoopback: false },
-      );
+      const endpoint = tokenEndpointFor({ tokenEndpoint: `${plain.origin}/token`, tenantId: TENANT }, policy);
       const token = await client.requestToken({
         endpoint,
         clientId,

@@ -17,6 +17,7 @@ import {
   SECRET,
   SECRET_APP,
   SNI_APP,
+  START_TIMEOUT_MS,
   TENANT,
   failureOf,
   startFixture,
@@ -26,7 +27,7 @@ let fx: Fixture;
 
 beforeAll(async () => {
   fx = await startFixture();
-});
+}, START_TIMEOUT_MS);
 afterAll(async () => {
   await fx.close();
 });

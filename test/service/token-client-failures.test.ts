@@ -1,17 +1,20 @@
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { tokenEndpointFor } from "../../src/identity/authority.js";
+import { allowedHostSet, tokenEndpointFor } from "../../src/identity/authority.js";
 import { certificateCredential } from "../../src/identity/credentials/certificate.js";
-import type { ClientCredential } from "../../src/identity/credentials/client-credential.js";
+import type { AssertionContext, ClientCredential } from "../../src/identity/credentials/client-credential.js";
 import { clientSecretCredential } from "../../src/identity/credentials/client-secret.js";
+import { workloadIdentityCredential } from "../../src/identity/credentials/workload-identity.js";
 import { PermanentError, ThrottledError, TransientError } from "../../src/identity/errors.js";
 import type { Fixture } from "./token-service-fixture.js";
 import {
   CERT_APP,
+  FEDERATED_APP,
   RESOURCE,
   SECRET,
   SECRET_APP,
+  START_TIMEOUT_MS,
   TENANT,
   failureOf,
   startFixture,
@@ -22,7 +25,7 @@ const secret = clientSecretCredential(SECRET);
 
 beforeAll(async () => {
   fx = await startFixture();
-});
+}, START_TIMEOUT_MS);
 afterAll(async () => {
   await fx.close();
 });
@@ -136,11 +139,19 @@ describe("transient failures", () => {
 
   it("treats a refused connection as transient", async () => {
     const port = await freePort();
+    const allowedHosts = allowedHostSet([`127.0.0.1:${port}`]);
     const endpoint = tokenEndpointFor(
       { authorityHost: `127.0.0.1:${port}`, tenantId: TENANT },
-      { allowInsecureLoopback: false },
+      { allowInsecureLoopback: false, allowedHosts },
     );
-    const error = await failureOf(fx.request(secret, { endpoint }));
+    const error = await failureOf(
+      fx.newClient({ allowedAuthorityHosts: allowedHosts }).requestToken({
+        endpoint,
+        clientId: SECRET_APP,
+        scope: `${RESOURCE}/.default`,
+        credential: secret,
+      }),
+    );
     expect(error).toBeInstanceOf(TransientError);
     expect(error).toMatchObject({ reason: "ConnectionRefused" });
   });
@@ -254,6 +265,137 @@ describe("permanent rejections", () => {
     };
     const error = await failureOf(fx.request(misaddressed, { clientId: CERT_APP }));
     expect(error).toMatchObject({ reason: "AssertionAudienceMismatch", aadsts: "700023" });
+  });
+});
+
+describe("the allowed authority hosts (--allowed-authority-hosts)", () => {
+  /** A credential that records every time it is asked for form fields or an assertion. */
+  interface Spy {
+    credential: ClientCredential;
+    formFields: AssertionContext[];
+    assertions: number;
+  }
+
+  function spyOn(make: (count: () => void) => ClientCredential): Spy {
+    const spy: Spy = { credential: undefined as unknown as ClientCredential, formFields: [], assertions: 0 };
+    const inner = make(() => (spy.assertions += 1));
+    spy.credential = {
+      kind: inner.kind,
+      fingerprint: inner.fingerprint,
+      formFields: (ctx) => {
+        spy.formFields.push(ctx);
+        return inner.formFields(ctx);
+      },
+    };
+    return spy;
+  }
+
+  const kinds: [string, string, () => Spy][] = [
+    [
+      "a certificate (no assertion is signed)",
+      CERT_APP,
+      () =>
+        spyOn((count) => {
+          const cert = certificateCredential(
+            { certPem: fx.appCert.certPem, keyPem: fx.appCert.keyPem },
+            fx.clock,
+          );
+          return { ...cert, formFields: (ctx) => (count(), cert.formFields(ctx)) };
+        }),
+    ],
+    [
+      "a workload identity (no service-account token is minted)",
+      FEDERATED_APP,
+      () =>
+        spyOn((count) =>
+          workloadIdentityCredential({
+            fingerprint: "sa:payments/payments-app@api://AzureADTokenExchange",
+            getAssertion: () => (count(), fx.mintServiceAccountToken()),
+          }),
+        ),
+    ],
+    ["a client secret", SECRET_APP, () => spyOn(() => clientSecretCredential(SECRET))],
+  ];
+
+  it.each(kinds)(
+    "asks %s for nothing and sends the token service nothing when its host:port is not allowed",
+    async (_kind, clientId, makeSpy) => {
+      const spy = makeSpy();
+      const connections = fx.service.connections();
+      // The endpoint is well formed (the fixture's policy allows it); this client's list does not.
+      const cloudsOnly = fx.newClient({
+        allowedAuthorityHosts: allowedHostSet(["login.microsoftonline.com", "login.microsoftonline.us"]),
+      });
+      const error = await failureOf(
+        cloudsOnly.requestToken({
+          endpoint: fx.endpoint(),
+          clientId,
+          scope: `${RESOURCE}/.default`,
+          credential: spy.credential,
+        }),
+      );
+      expect(error).toBeInstanceOf(PermanentError);
+      expect(error).toMatchObject({ reason: "AuthorityNotAllowed", kind: "Permanent" });
+      expect(error.message).toContain(fx.service.authorityHost);
+      expect(spy.formFields).toEqual([]);
+      expect(spy.assertions).toBe(0);
+      expect(fx.service.requests()).toBe(0);
+      expect(fx.service.connections()).toBe(connections);
+    },
+  );
+
+  it.each(kinds)(
+    "gets a token with %s once the host:port is allowed (the spy is not what stops it)",
+    async (_kind, clientId, makeSpy) => {
+      const spy = makeSpy();
+      await expect(fx.request(spy.credential, { clientId })).resolves.toMatchObject({ tokenType: "Bearer" });
+      expect(spy.formFields).toHaveLength(1);
+      expect(spy.assertions).toBe(clientId === SECRET_APP ? 0 : 1);
+      expect(fx.service.requests()).toBe(1);
+    },
+  );
+
+  it.each([
+    ["the host alone (which means port 443)", (host: string) => host.split(":")[0]!],
+    ["the host on the next port", (host: string) => `127.0.0.1:${Number(host.split(":")[1]) + 1}`],
+    ["another loopback address on the same port", (host: string) => `127.0.0.2:${host.split(":")[1]}`],
+    ["nothing at all", () => undefined],
+  ])("refuses the local token service when the list holds %s", async (_what, entry) => {
+    const spy = kinds[0]![2]();
+    const listed = entry(fx.service.authorityHost);
+    const client = fx.newClient({
+      allowedAuthorityHosts: allowedHostSet(listed === undefined ? [] : [listed]),
+    });
+    const error = await failureOf(
+      client.requestToken({
+        endpoint: fx.endpoint(),
+        clientId: CERT_APP,
+        scope: `${RESOURCE}/.default`,
+        credential: spy.credential,
+      }),
+    );
+    expect(error).toMatchObject({ reason: "AuthorityNotAllowed" });
+    expect(spy.formFields).toEqual([]);
+    expect(fx.service.requests()).toBe(0);
+  });
+
+  it("checks every call itself, even for an endpoint built without any restriction", async () => {
+    const spy = kinds[1]![2]();
+    const unrestricted = tokenEndpointFor(
+      { authorityHost: fx.service.authorityHost, tenantId: TENANT },
+      { allowInsecureLoopback: false, allowedHosts: "any" },
+    );
+    const error = await failureOf(
+      fx.newClient({ allowedAuthorityHosts: allowedHostSet(["login.microsoftonline.com"]) }).requestToken({
+        endpoint: unrestricted,
+        clientId: FEDERATED_APP,
+        scope: `${RESOURCE}/.default`,
+        credential: spy.credential,
+      }),
+    );
+    expect(error).toMatchObject({ reason: "AuthorityNotAllowed" });
+    expect(spy.assertions).toBe(0);
+    expect(fx.service.requests()).toBe(0);
   });
 });
 

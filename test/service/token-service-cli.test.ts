@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/clock.js";
-import { tokenEndpointFor } from "../../src/identity/authority.js";
+import { allowedHostSet, tokenEndpointFor } from "../../src/identity/authority.js";
 import { clientSecretCredential } from "../../src/identity/credentials/client-secret.js";
 import { TokenClient } from "../../src/identity/token-client.js";
+import { START_TIMEOUT_MS } from "./token-service-fixture.js";
 
 const TENANT = "0b6a4f2e-5c3d-4e1f-8a9b-7c6d5e4f3a2b";
 const CLIENT = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a";
@@ -51,7 +52,7 @@ beforeAll(async () => {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error("token service did not start");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-});
+}, START_TIMEOUT_MS);
 
 afterAll(async () => {
   if (child.exitCode === null) {
@@ -67,15 +68,17 @@ describe("the token service CLI", () => {
     const url = (await readFile(join(dir, "out", "url"), "utf8")).trim();
     const authorityHost = (await readFile(join(dir, "out", "authority-host"), "utf8")).trim();
     expect(url).toBe(`https://${authorityHost}`);
+    const allowedHosts = allowedHostSet([authorityHost]);
     const client = new TokenClient({
       clock: systemClock,
       caBundle: await readFile(join(dir, "out", "ca.pem"), "utf8"),
+      allowedAuthorityHosts: allowedHosts,
     });
     try {
       const token = await client.requestToken({
         endpoint: tokenEndpointFor(
           { authorityHost, tenantId: "cli.example" },
-          { allowInsecureLoopback: false },
+          { allowInsecureLoopback: false, allowedHosts },
         ),
         clientId: CLIENT,
         scope: "https://graph.microsoft.com/.default",

@@ -4,11 +4,17 @@ import type { CertificateAuthority, IssuedCertificate } from "../../hack/token-s
 import { createCa, createClientCertificate, issueServerCertificate } from "../../hack/token-service/pki.js";
 import type { TokenService, TokenServiceOptions } from "../../hack/token-service/server.js";
 import { startTokenService } from "../../hack/token-service/server.js";
-import { tokenEndpointFor } from "../../src/identity/authority.js";
+import { allowedHostSet, tokenEndpointFor } from "../../src/identity/authority.js";
 import type { ClientCredential } from "../../src/identity/credentials/client-credential.js";
 import type { TokenClientOptions } from "../../src/identity/token-client.js";
 import { TokenClient } from "../../src/identity/token-client.js";
 import { FakeClock } from "../support/fake-clock.js";
+
+/**
+ * For a beforeAll that starts a fixture: it generates a few RSA keys, which takes far more than
+ * vitest's default 10 s hook timeout on a busy machine.
+ */
+export const START_TIMEOUT_MS = 60_000;
 
 /** One local token service with a tenant, a resource and an app per credential kind. */
 export const TENANT = "4f1c2f5e-7b1a-4a53-9a51-6d6b3c7d9e01";
@@ -26,6 +32,9 @@ export const SA_SUBJECT = "system:serviceaccount:payments:payments-app";
 export interface Fixture {
   service: TokenService;
   clock: FakeClock;
+  /** The local token service's host:port, as --allowed-authority-hosts would allow it. */
+  allowedHosts: ReadonlySet<string>;
+  /** Allows only the local token service. */
   client: TokenClient;
   /** Registered with CERT_APP. */
   appCert: IssuedCertificate;
@@ -49,6 +58,7 @@ export interface Fixture {
     credential: ClientCredential,
     overrides?: { clientId?: string; scope?: string; endpoint?: URL },
   ): ReturnType<TokenClient["requestToken"]>;
+  /** A client of the fixture's clock and CA; it allows only the local token service unless told otherwise. */
   newClient(options?: Partial<TokenClientOptions>): TokenClient;
   close(): Promise<void>;
 }
@@ -94,9 +104,15 @@ export async function startFixture(options: TokenServiceOptions = {}): Promise<F
     },
     { clock, tls: { ca, server: serverCert }, jwksCaPem: ca.certPem, ...options },
   );
+  const allowedHosts = allowedHostSet([service.authorityHost]);
   const clients: TokenClient[] = [];
   const newClient = (overrides: Partial<TokenClientOptions> = {}) => {
-    const client = new TokenClient({ clock, caBundle: service.caPem, ...overrides });
+    const client = new TokenClient({
+      clock,
+      caBundle: service.caPem,
+      ...overrides,
+      allowedAuthorityHosts: overrides.allowedAuthorityHosts ?? allowedHosts,
+    });
     clients.push(client);
     return client;
   };
@@ -104,12 +120,13 @@ export async function startFixture(options: TokenServiceOptions = {}): Promise<F
   const endpoint = (tenant = TENANT) =>
     tokenEndpointFor(
       { authorityHost: service.authorityHost, tenantId: tenant },
-      { allowInsecureLoopback: false },
+      { allowInsecureLoopback: false, allowedHosts },
     );
 
   return {
     service,
     clock,
+    allowedHosts,
     client,
     appCert,
     strangerCert,

@@ -1,6 +1,22 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { ConfigError, FLAGS, helpText, loadConfig } from "../../src/config.js";
+import { TOKEN_EXCHANGE_AUDIENCES } from "../../src/api/types.js";
+import type { Config } from "../../src/config.js";
+import {
+  ConfigError,
+  DEFAULT_ALLOWED_AUTHORITY_HOSTS,
+  DEFAULT_ALLOWED_TOKEN_AUDIENCES,
+  FLAGS,
+  helpText,
+  loadConfig,
+} from "../../src/config.js";
+import { cloudAuthorityHosts } from "../../src/identity/authority.js";
+
+function load(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+  const config = loadConfig(argv, env);
+  if (config === "help") throw new Error("unexpected help");
+  return config;
+}
 
 describe("configuration", () => {
   it("has controller-runtime's defaults", () => {
@@ -66,4 +82,129 @@ describe("configuration", () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toContain("--token-requests-per-second");
   }, 60_000);
+});
+
+describe("configuration: where credentials may go (--allowed-authority-hosts)", () => {
+  it("allows the three Entra ID clouds' token services by default, and nothing else", () => {
+    expect(load([]).allowedAuthorityHosts).toEqual(DEFAULT_ALLOWED_AUTHORITY_HOSTS);
+    expect([...DEFAULT_ALLOWED_AUTHORITY_HOSTS].sort()).toEqual(Object.values(cloudAuthorityHosts).sort());
+  });
+
+  it("takes the flag repeated, comma-separated, or both", () => {
+    expect(
+      load([
+        "--allowed-authority-hosts",
+        "login.microsoftonline.com",
+        "--allowed-authority-hosts",
+        "login.contoso.example:8443, 127.0.0.1:9443,[::1]:8443",
+      ]).allowedAuthorityHosts,
+    ).toEqual(["login.microsoftonline.com", "login.contoso.example:8443", "127.0.0.1:9443", "[::1]:8443"]);
+  });
+
+  it("replaces the defaults rather than adding to them", () => {
+    expect(load(["--allowed-authority-hosts", "login.contoso.example"]).allowedAuthorityHosts).toEqual([
+      "login.contoso.example",
+    ]);
+  });
+
+  it("reads APPTOKEN_ALLOWED_AUTHORITY_HOSTS comma-separated, the flag winning", () => {
+    const env = { APPTOKEN_ALLOWED_AUTHORITY_HOSTS: " login.contoso.example , gw.contoso.example:8443 " };
+    expect(load([], env).allowedAuthorityHosts).toEqual(["login.contoso.example", "gw.contoso.example:8443"]);
+    expect(load(["--allowed-authority-hosts", "other.example"], env).allowedAuthorityHosts).toEqual([
+      "other.example",
+    ]);
+  });
+
+  it.each([
+    ["a scheme", "https://login.example"],
+    ["a path", "login.example/tenant"],
+    ["a scheme, host and path", "https://login.example/prefix"],
+    ["user information", "user@login.example"],
+    ["a port that is not a number", "login.example:https"],
+    ["a wildcard", "*.login.example"],
+    ["a query", "login.example?x=1"],
+  ])("refuses an entry with %s, naming the flag, in one line", (_what, entry) => {
+    const run = () => loadConfig(["--allowed-authority-hosts", `login.microsoftonline.com,${entry}`], {});
+    expect(run).toThrow(ConfigError);
+    expect(run).toThrow(
+      /^--allowed-authority-hosts: each entry must be host or host:port \(no scheme, no path\)/,
+    );
+  });
+
+  it("refuses an entry with a scheme given in the environment, naming the flag", () => {
+    expect(() => loadConfig([], { APPTOKEN_ALLOWED_AUTHORITY_HOSTS: "https://login.example" })).toThrow(
+      /--allowed-authority-hosts: each entry must be host or host:port/,
+    );
+  });
+
+  it.each([
+    ["an empty flag", ["--allowed-authority-hosts", ""], {}],
+    ["only commas", ["--allowed-authority-hosts", " , ,"], {}],
+    ["an environment variable of only commas", [], { APPTOKEN_ALLOWED_AUTHORITY_HOSTS: "," }],
+  ])("refuses %s rather than allow nothing (or everything)", (_what, argv, env) => {
+    expect(() => loadConfig(argv, env)).toThrow(/--allowed-authority-hosts: must name at least one host/);
+  });
+});
+
+describe("configuration: which service-account tokens may be minted (--allowed-token-audiences)", () => {
+  it("allows the three clouds' token-exchange audiences by default, and nothing else", () => {
+    expect(load([]).allowedTokenAudiences).toEqual(DEFAULT_ALLOWED_TOKEN_AUDIENCES);
+    expect([...DEFAULT_ALLOWED_TOKEN_AUDIENCES].sort()).toEqual(
+      Object.values(TOKEN_EXCHANGE_AUDIENCES).sort(),
+    );
+  });
+
+  it("takes the flag repeated, comma-separated, or both, replacing the defaults", () => {
+    expect(
+      load([
+        "--allowed-token-audiences",
+        "api://AzureADTokenExchange",
+        "--allowed-token-audiences",
+        "api://contoso-exchange, https://sts.contoso.example",
+      ]).allowedTokenAudiences,
+    ).toEqual(["api://AzureADTokenExchange", "api://contoso-exchange", "https://sts.contoso.example"]);
+  });
+
+  it("reads APPTOKEN_ALLOWED_TOKEN_AUDIENCES comma-separated, the flag winning", () => {
+    const env = { APPTOKEN_ALLOWED_TOKEN_AUDIENCES: "api://a,api://b" };
+    expect(load([], env).allowedTokenAudiences).toEqual(["api://a", "api://b"]);
+    expect(load(["--allowed-token-audiences", "api://c"], env).allowedTokenAudiences).toEqual(["api://c"]);
+  });
+
+  it.each([
+    [
+      "an empty list",
+      ["--allowed-token-audiences", ""],
+      /--allowed-token-audiences: must name at least one audience/,
+    ],
+    [
+      "an audience longer than 253 characters",
+      ["--allowed-token-audiences", `api://${"a".repeat(250)}`],
+      /--allowed-token-audiences/,
+    ],
+  ])("refuses %s, naming the flag", (_what, argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+});
+
+describe("configuration: --cluster-resource-namespace", () => {
+  it("is unset by default (the pod's namespace is used), and read from the flag or APPTOKEN_CLUSTER_RESOURCE_NAMESPACE", () => {
+    expect(load([]).clusterResourceNamespace).toBeUndefined();
+    expect(load(["--cluster-resource-namespace", "apptoken-system"]).clusterResourceNamespace).toBe(
+      "apptoken-system",
+    );
+    expect(load([], { APPTOKEN_CLUSTER_RESOURCE_NAMESPACE: "identity" }).clusterResourceNamespace).toBe(
+      "identity",
+    );
+  });
+
+  it.each(["Apptoken-System", "kube_system", "trailing-dash-"])(
+    "refuses %j as a namespace name",
+    (namespace) => {
+      expect(() => loadConfig(["--cluster-resource-namespace", namespace], {})).toThrow(
+        /^--cluster-resource-namespace: must be a namespace name/,
+      );
+    },
+  );
 });

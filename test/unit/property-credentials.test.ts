@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { IssuedCertificate } from "../../hack/token-service/pki.js";
 import { createClientCertificate, toPfx } from "../../hack/token-service/pki.js";
 import type { Credential } from "../../src/api/types.js";
+import { DEFAULT_ALLOWED_TOKEN_AUDIENCES } from "../../src/config.js";
 import { CredentialResolver } from "../../src/controller/credential-resolver.js";
 import {
   CredentialError,
@@ -91,6 +92,7 @@ function resolverWith(data: Record<string, Buffer>) {
     secrets,
     serviceAccountTokens: { createServiceAccountToken: () => Promise.reject(new Error("not used")) },
     clock,
+    allowedAudiences: new Set(DEFAULT_ALLOWED_TOKEN_AUDIENCES),
   });
   return { resolver, clock };
 }
@@ -124,7 +126,12 @@ const keySource = fc.constantFrom<() => IssuedCertificate>(
   () => other,
 );
 
-async function outcome(promise: Promise<ClientCredential>, clock: FakeClock) {
+async function outcome(
+  promise: Promise<ClientCredential>,
+  clock: FakeClock,
+  known: ReadonlySet<CredentialProblem> = KNOWN_PROBLEMS,
+  secrets: readonly string[] = forbidden(),
+) {
   try {
     const credential = await promise;
     // A credential that was built must also sign (an assertion) or present its secret.
@@ -136,9 +143,9 @@ async function outcome(promise: Promise<ClientCredential>, clock: FakeClock) {
     return "built" as const;
   } catch (e) {
     if (!(e instanceof CredentialError)) throw e;
-    expect(KNOWN_PROBLEMS).toContain(e.problem);
+    expect(known).toContain(e.problem);
     for (let err: unknown = e; err instanceof Error; err = err.cause)
-      for (const f of forbidden()) expect(err.message).not.toContain(f);
+      for (const f of secrets) expect(err.message).not.toContain(f);
     return e.problem;
   }
 }
@@ -288,4 +295,41 @@ describe("property: any client-secret Secret ends in a credential or MissingCred
       { numRuns: 100, seed: 5 },
     );
   });
+});
+
+describe("property: any client-assertion Secret ends in a credential or a known assertion problem", () => {
+  const ASSERTION_PROBLEMS: ReadonlySet<CredentialProblem> = new Set<CredentialProblem>([
+    "MissingCredentialKey",
+    "MalformedAssertion",
+    "AssertionExpired",
+  ]);
+  const segment = (value: unknown) => Buffer.from(JSON.stringify(value) ?? "").toString("base64url");
+  const spec: Credential = { clientAssertion: { secretRef: { name: "cred", key: "token" } } };
+
+  /** Any exp a JWT could carry: seconds near now, far either way, fractional, or not a number at all. */
+  const exp = fc.oneof(
+    fc.integer({ min: -7200, max: 7200 }).map((d) => ({ near: d })),
+    fc.maxSafeInteger().map((n) => ({ value: n })),
+    fc.double().map((n) => ({ value: n })),
+    fc.oneof(fc.string(), fc.constant(null), fc.boolean(), fc.constant(undefined)).map((v) => ({ value: v })),
+  );
+  const claimValue = fc.oneof(
+    fc.string({ maxLength: 40 }),
+    fc.integer(),
+    fc.constant(null),
+    fc.object({ maxDepth: 1 }),
+  );
+
+  it("a JWT with any exp, issuer and subject, damaged or not", async () => {
+    await fc.assert(
+      fc.asyncProperty(exp, claimValue, claimValue, mutation, async (e, iss, sub, damage) => {
+        const expClaim = "near" in e ? Math.floor(Date.now() / 1000) + e.near : e.value;
+        const payload = segment({ iss, sub, exp: expClaim, jti: "prop-jti-0123456789" });
+        const value = `${segment({ alg: "RS256", typ: "JWT" })}.${payload}.${segment("signature-bytes")}`;
+        const { resolver, clock } = resolverWith({ token: damage(Buffer.from(value)) });
+        await outcome(resolver.resolve(NS, spec), clock, ASSERTION_PROBLEMS, [payload]);
+      }),
+      { numRuns: 300, seed: 13 },
+    );
+  }, 120_000);
 });

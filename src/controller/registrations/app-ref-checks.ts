@@ -23,7 +23,10 @@ export interface AppRefSnapshot {
   scope: string;
   /** The registration the informers hold under that name, parsed; undefined when there is none. */
   registration: ParsedRegistrationSpec | undefined;
-  /** Labels of the request's namespace (only a ClusterAppRegistration reads them). */
+  /**
+   * Labels of the request's namespace (only a ClusterAppRegistration reads them); undefined when
+   * the namespace is not known yet, which no selector selects (not even `{}` or a NotIn).
+   */
   namespaceLabels: Readonly<Record<string, string>> | undefined;
 }
 
@@ -49,6 +52,13 @@ export const registrationExists: AppRefCheck = (s) => {
 export const namespaceAllowed: AppRefCheck = (s) => {
   if (s.appRef.kind !== "ClusterAppRegistration" || s.registration?.ok !== true) return undefined;
   const selector = (s.registration.spec as ClusterAppRegistrationSpec).namespaceSelector;
+  if (s.namespaceLabels === undefined) {
+    // Its labels arrive with the namespace informer, which re-queues the request then.
+    return {
+      reason: "NamespaceNotAllowed",
+      message: `${describeRef(s.appRef)}: namespace ${s.namespace} is not known to the operator yet, so its labels cannot be checked`,
+    };
+  }
   // A spec without a selector never passed validation; refuse rather than treat it as "all".
   if (selector !== undefined && selectorMatches(selector, s.namespaceLabels)) return undefined;
   return {

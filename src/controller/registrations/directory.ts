@@ -62,6 +62,13 @@ export class RegistrationDirectory {
     return obj.metadata.namespace || this.o.clusterResourceNamespace;
   }
 
+  /** `{}` for a namespace without labels; undefined when it is unknown (or not needed). */
+  private namespaceLabels(appRef: AppRef, namespace: string): Readonly<Record<string, string>> | undefined {
+    if (appRef.kind !== "ClusterAppRegistration") return undefined;
+    const ns = this.o.namespaces.getByKey(namespace);
+    return ns === undefined ? undefined : (ns.metadata.labels ?? {});
+  }
+
   /** Whether a request in `namespace` may use the registration `appRef` names for tenant and scope. */
   lookup(namespace: string, appRef: AppRef, tenantId: string, scope: string): RegistrationLookup {
     const ref = registrationRefKey(appRef.kind, namespace, appRef.name);
@@ -73,10 +80,7 @@ export class RegistrationDirectory {
       tenantId,
       scope,
       registration,
-      namespaceLabels:
-        appRef.kind === "ClusterAppRegistration"
-          ? this.o.namespaces.getByKey(namespace)?.metadata.labels
-          : undefined,
+      namespaceLabels: this.namespaceLabels(appRef, namespace),
     });
     if (verdict) return { ok: false, verdict };
     if (!obj || registration?.ok !== true) throw new Error(`unreachable: ${ref} passed every check unparsed`);

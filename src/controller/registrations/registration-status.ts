@@ -30,17 +30,26 @@ export function credentialFacts(
   const facts: RegistrationCredentialStatus = { kind };
   const notAfter = (loaded as { notAfter?: unknown } | undefined)?.notAfter;
   const x5tS256 = (loaded as { x5tS256?: unknown } | undefined)?.x5tS256;
-  if (kind === "ClientSecret" && spec.clientSecret?.expiresAt !== undefined) {
-    const at = Date.parse(spec.clientSecret.expiresAt);
-    if (Number.isFinite(at)) facts.expiresAt = new Date(at).toISOString();
-  } else if (typeof notAfter === "number" && Number.isFinite(notAfter)) {
-    facts.expiresAt = new Date(notAfter).toISOString();
-  }
+  const expiresAt =
+    kind === "ClientSecret"
+      ? Date.parse(spec.clientSecret?.expiresAt ?? "")
+      : typeof notAfter === "number"
+        ? notAfter
+        : NaN;
+  const iso = rfc3339(expiresAt);
+  if (iso !== undefined) facts.expiresAt = iso;
   // The certificate's public SHA-256 thumbprint, in the upper-case hex the Entra portal and
   // openssl show; a client secret gets none: even a hash of a secret is not shown.
   if (typeof x5tS256 === "string")
     facts.thumbprintSHA256 = Buffer.from(x5tS256, "base64url").toString("hex").toUpperCase();
   return facts;
+}
+
+/** Years 0000–9999 only: what RFC 3339 (and so the CRD's date-time) can say. */
+function rfc3339(ms: number): string | undefined {
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return undefined;
+  const iso = new Date(ms).toISOString();
+  return /^\d{4}-/.test(iso) ? iso : undefined;
 }
 
 export interface RegistrationStatusInput {

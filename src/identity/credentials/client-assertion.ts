@@ -37,11 +37,12 @@ export function clientAssertionCredential(jwt: string, now: number): ClientAsser
   if (typeof claims.exp !== "number" || !Number.isFinite(claims.exp)) {
     throw new CredentialError("MalformedAssertion", "the client assertion has no numeric exp claim");
   }
-  const notAfter = claims.exp * 1000;
+  // Clamped to what a Date can hold, so that a far-off exp is not a RangeError anywhere later.
+  const notAfter = Math.max(-MAX_DATE_MS, Math.min(MAX_DATE_MS, claims.exp * 1000));
   checkNotExpired(notAfter, now);
   const fingerprint = createHash("sha256")
     .update(FINGERPRINT_LABEL)
-    .update(`${String(claims.iss ?? "")}\u0000${String(claims.sub ?? "")}`)
+    .update(`${claimText(claims.iss)}\u0000${claimText(claims.sub)}`)
     .digest("hex")
     .slice(0, 32);
   return {
@@ -49,13 +50,25 @@ export function clientAssertionCredential(jwt: string, now: number): ClientAsser
     fingerprint,
     notAfter,
     formFields: (ctx: AssertionContext) => {
-      checkNotExpired(notAfter, ctx.now);
+      try {
+        checkNotExpired(notAfter, ctx.now);
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
       return Promise.resolve({
         client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
         client_assertion: assertion,
       });
     },
   };
+}
+
+/** The largest epoch ms a Date holds. */
+const MAX_DATE_MS = 8.64e15;
+
+/** A claim as text for the fingerprint, whatever JSON it is (never a call into the claim's own members). */
+function claimText(v: unknown): string {
+  return typeof v === "string" ? v : (JSON.stringify(v) ?? "");
 }
 
 function checkNotExpired(notAfter: number, now: number): void {

@@ -3,7 +3,9 @@ import { decodeProtectedHeader } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CertificateAuthority, IssuedCertificate } from "../../../hack/token-service/pki.js";
 import { createCa, createClientCertificate, toPfx } from "../../../hack/token-service/pki.js";
-import type { Credential } from "../../../src/api/types.js";
+import type { Cloud, Credential } from "../../../src/api/types.js";
+import { TOKEN_EXCHANGE_AUDIENCES } from "../../../src/api/types.js";
+import { DEFAULT_ALLOWED_TOKEN_AUDIENCES } from "../../../src/config.js";
 import {
   CredentialResolver,
   SERVICE_ACCOUNT_TOKEN_SECONDS,
@@ -18,6 +20,7 @@ import {
 } from "../../../src/identity/index.js";
 import type { CredentialSecret } from "../../../src/kube/credential-secrets.js";
 import { KubeApiError } from "../../../src/kube/transport.js";
+import { checkAudience } from "../../../src/controller/credentials/service-account-tokens.js";
 import { FakeClock } from "../../support/fake-clock.js";
 
 const NS = "payments";
@@ -114,7 +117,14 @@ function apiError(statusCode: number, reason: string, message: string): KubeApiE
   return new KubeApiError("POST", "/api/v1/some/path", statusCode, { reason, message, code: statusCode });
 }
 
-function setup(maxEntries?: number) {
+/** The operator's default --allowed-token-audiences, plus the odd ones some cases mint for. */
+const ALLOWED_AUDIENCES: ReadonlySet<string> = new Set([
+  ...DEFAULT_ALLOWED_TOKEN_AUDIENCES,
+  "api://other",
+  "a|b%c",
+]);
+
+function setup(maxEntries?: number, allowedAudiences = ALLOWED_AUDIENCES) {
   const clock = new FakeClock(Date.now());
   const secrets = new InMemorySecrets();
   const serviceAccountTokens = new InMemoryServiceAccountTokens(clock);
@@ -122,6 +132,7 @@ function setup(maxEntries?: number) {
     secrets,
     serviceAccountTokens,
     clock,
+    allowedAudiences,
     ...(maxEntries !== undefined && { maxEntries }),
   });
   const ctx = () => ({
@@ -656,6 +667,248 @@ describe("CredentialResolver: the spec's shape", () => {
     await expect(resolver.resolve(NS, clientSecretRef(), abort.signal)).rejects.toMatchObject({
       name: "AbortError",
     });
+    expect(secrets.reads).toEqual([]);
+  });
+});
+
+describe("CredentialResolver: workload identity audiences (--allowed-token-audiences)", () => {
+  const serviceAccountOnly: Credential = { workloadIdentity: { serviceAccountName: "payments-app" } };
+
+  async function mintedAudience(s: ReturnType<typeof setup>, credential: ClientCredential): Promise<string> {
+    s.serviceAccountTokens.serviceAccounts.add(`${NS}/payments-app`);
+    await credential.formFields(s.ctx());
+    return s.serviceAccountTokens.calls.at(-1)!.audience;
+  }
+
+  it.each(Object.entries(TOKEN_EXCHANGE_AUDIENCES) as [Cloud, string][])(
+    "mints for the %s cloud's token-exchange audience when the spec names none",
+    async (cloud, audience) => {
+      const s = setup();
+      const credential = await s.resolver.resolve(NS, serviceAccountOnly, undefined, cloud);
+      expect(credential.fingerprint).toBe(workloadIdentityFingerprint(NS, "payments-app", audience));
+      expect(await mintedAudience(s, credential)).toBe(audience);
+    },
+  );
+
+  it("takes the public cloud's audience when no cloud is given", async () => {
+    const s = setup();
+    const credential = await s.resolver.resolve(NS, serviceAccountOnly);
+    expect(await mintedAudience(s, credential)).toBe("api://AzureADTokenExchange");
+  });
+
+  it("mints for the audience the spec names, whatever the cloud", async () => {
+    const s = setup();
+    const credential = await s.resolver.resolve(
+      NS,
+      workloadIdentityRef("payments-app", "api://AzureADTokenExchange"),
+      undefined,
+      "AzureChina",
+    );
+    expect(await mintedAudience(s, credential)).toBe("api://AzureADTokenExchange");
+  });
+
+  it("keeps the defaulted and the spelled-out audience apart from another cloud's in the cache key", async () => {
+    const { resolver } = setup();
+    const implicit = await resolver.resolve(NS, serviceAccountOnly, undefined, "AzurePublic");
+    const explicit = await resolver.resolve(NS, workloadIdentityRef());
+    const china = await resolver.resolve(NS, serviceAccountOnly, undefined, "AzureChina");
+    expect(explicit).toBe(implicit);
+    expect(china.fingerprint).not.toBe(implicit.fingerprint);
+  });
+
+  it.each([
+    ["the Kubernetes API's own audience", "https://kubernetes.default.svc.cluster.local"],
+    ["a case variant of an allowed one", "api://azureadtokenexchange"],
+    ["an allowed one with a trailing space", "api://AzureADTokenExchange "],
+    ["an attacker's relying party", "https://evil.example"],
+  ])("refuses to mint for %s: AudienceNotAllowed, and no TokenRequest is made", async (_what, audience) => {
+    const { resolver, serviceAccountTokens } = setup();
+    serviceAccountTokens.serviceAccounts.add(`${NS}/payments-app`);
+    for (let i = 0; i < 2; i++) {
+      const err = await rejection(resolver.resolve(NS, workloadIdentityRef("payments-app", audience)));
+      expect(err).toBeInstanceOf(CredentialError);
+      expect(err).toMatchObject({
+        problem: "AudienceNotAllowed",
+        reason: "AudienceNotAllowed",
+        kind: "Permanent",
+      });
+      expect(err.message).toContain("--allowed-token-audiences");
+    }
+    expect(serviceAccountTokens.calls).toEqual([]);
+  });
+
+  it("refuses a cloud's default audience the installer did not allow", async () => {
+    const { resolver, serviceAccountTokens } = setup(undefined, new Set(["api://AzureADTokenExchange"]));
+    serviceAccountTokens.serviceAccounts.add(`${NS}/payments-app`);
+    expect(await problemOf(resolver.resolve(NS, serviceAccountOnly, undefined, "AzureChina"))).toBe(
+      "AudienceNotAllowed",
+    );
+    expect(await problemOf(resolver.resolve(NS, workloadIdentityRef("payments-app", "api://other")))).toBe(
+      "AudienceNotAllowed",
+    );
+    await expect(resolver.resolve(NS, serviceAccountOnly, undefined, "AzurePublic")).resolves.toMatchObject({
+      kind: "workloadIdentity",
+    });
+    expect(serviceAccountTokens.calls).toEqual([]);
+  });
+
+  it("mints for nothing when no audience is allowed", async () => {
+    const { resolver, serviceAccountTokens } = setup(undefined, new Set());
+    for (const cloud of Object.keys(TOKEN_EXCHANGE_AUDIENCES) as Cloud[]) {
+      expect(await problemOf(resolver.resolve(NS, serviceAccountOnly, undefined, cloud))).toBe(
+        "AudienceNotAllowed",
+      );
+    }
+    expect(serviceAccountTokens.calls).toEqual([]);
+  });
+
+  it("checks the audience at the TokenRequest call too (checkAudience)", () => {
+    expect(() => checkAudience("api://AzureADTokenExchange", ALLOWED_AUDIENCES)).not.toThrow();
+    expect(() => checkAudience("api://elsewhere", ALLOWED_AUDIENCES)).toThrow(
+      expect.objectContaining({ problem: "AudienceNotAllowed" }) as Error,
+    );
+  });
+});
+
+/** A compact JWT with these claims; nothing local checks its signature (Entra ID does). */
+function jwt(claims: Record<string, unknown>): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return `${part({ alg: "RS256", typ: "JWT" })}.${part(claims)}.${Buffer.from("sig-bytes").toString("base64url")}`;
+}
+
+const clientAssertionRef = (name = "svid", key = "token"): Credential => ({
+  clientAssertion: { secretRef: { name, key } },
+});
+
+describe("CredentialResolver: client assertions", () => {
+  const SUBJECT = "spiffe://cluster.local/ns/payments/sa/payments-app";
+
+  /** An assertion from the SPIFFE issuer for SUBJECT, valid for `seconds` from the clock's now. */
+  function assertion(clock: FakeClock, seconds = 300, claims: Record<string, unknown> = {}): string {
+    const now = Math.floor(clock.now() / 1000);
+    return jwt({
+      iss: "spiffe://cluster.local",
+      sub: SUBJECT,
+      aud: "api://AzureADTokenExchange",
+      exp: now + seconds,
+      ...claims,
+    });
+  }
+
+  /** The error, after checking that no message in its chain quotes the assertion or its payload. */
+  async function refusal(promise: Promise<unknown>, value: string): Promise<CredentialError> {
+    const err = await rejection(promise);
+    expect(err).toBeInstanceOf(CredentialError);
+    for (let e: unknown = err; e instanceof Error; e = e.cause) {
+      for (const part of value.split(".").filter((p) => p.length > 8)) expect(e.message).not.toContain(part);
+    }
+    return err as CredentialError;
+  }
+
+  it("reads the JWT from the Secret in the request's namespace and presents it unchanged", async () => {
+    const { clock, secrets, resolver, ctx } = setup();
+    const value = assertion(clock);
+    secrets.put(NS, "svid", { token: `${value}\n` });
+    const credential = await resolver.resolve(NS, clientAssertionRef());
+    expect(credential.kind).toBe("clientAssertion");
+    await expect(credential.formFields(ctx())).resolves.toEqual({
+      client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
+      client_assertion: value,
+    });
+    expect(credential.fingerprint).not.toContain(value.split(".")[1]);
+    expect(secrets.reads).toEqual([`${NS}/svid`]);
+  });
+
+  it("returns the same credential while the Secret's resourceVersion is unchanged", async () => {
+    const { clock, secrets, resolver } = setup();
+    secrets.put(NS, "svid", { token: assertion(clock) });
+    const first = await resolver.resolve(NS, clientAssertionRef());
+    expect(await resolver.resolve(NS, clientAssertionRef())).toBe(first);
+  });
+
+  it("keeps the fingerprint when the Secret is rotated with a fresh JWT of the same identity, and sends the fresh one", async () => {
+    const { clock, secrets, resolver, ctx } = setup();
+    secrets.put(NS, "svid", { token: assertion(clock, 300, { jti: "first" }) });
+    const before = await resolver.resolve(NS, clientAssertionRef());
+    clock.advance(2 * MINUTE);
+    const fresh = assertion(clock, 300, { jti: "second" });
+    secrets.put(NS, "svid", { token: fresh });
+    const after = await resolver.resolve(NS, clientAssertionRef());
+    expect(after).not.toBe(before);
+    expect(after.fingerprint).toBe(before.fingerprint);
+    expect((await after.formFields(ctx())).client_assertion).toBe(fresh);
+  });
+
+  it("changes the fingerprint when the rotated JWT is for another subject", async () => {
+    const { clock, secrets, resolver } = setup();
+    secrets.put(NS, "svid", { token: assertion(clock) });
+    const before = await resolver.resolve(NS, clientAssertionRef());
+    secrets.put(NS, "svid", {
+      token: assertion(clock, 300, { sub: "spiffe://cluster.local/ns/payments/sa/other" }),
+    });
+    expect((await resolver.resolve(NS, clientAssertionRef())).fingerprint).not.toBe(before.fingerprint);
+  });
+
+  it("refuses an expired assertion with AssertionExpired, naming the Secret and key, until the Secret changes", async () => {
+    const { clock, secrets, resolver } = setup();
+    const stale = assertion(clock, -60);
+    secrets.put(NS, "svid", { token: stale });
+    const first = await refusal(resolver.resolve(NS, clientAssertionRef()), stale);
+    expect(first.problem).toBe("AssertionExpired");
+    expect(first.message).toMatch(/^Secret payments\/svid \(key "token"\): the client assertion expired at /);
+    expect(await rejection(resolver.resolve(NS, clientAssertionRef()))).toBe(first);
+    secrets.put(NS, "svid", { token: assertion(clock) });
+    await expect(resolver.resolve(NS, clientAssertionRef())).resolves.toMatchObject({
+      kind: "clientAssertion",
+    });
+  });
+
+  it("stops presenting a remembered assertion 30 s before its exp, and refuses it once past", async () => {
+    const { clock, secrets, resolver, ctx } = setup();
+    secrets.put(NS, "svid", { token: assertion(clock, 120) });
+    const credential = await resolver.resolve(NS, clientAssertionRef());
+    clock.advance(100_000);
+    expect(await resolver.resolve(NS, clientAssertionRef())).toBe(credential);
+    expect(await problemOf(Promise.resolve().then(() => credential.formFields(ctx())))).toBe(
+      "AssertionExpired",
+    );
+    clock.advance(21_000);
+    expect(await problemOf(resolver.resolve(NS, clientAssertionRef()))).toBe("AssertionExpired");
+  });
+
+  it.each([
+    ["text that is not a JWT", "not-a-jwt"],
+    ["a JWT without exp", jwt({ iss: "spiffe://cluster.local", sub: SUBJECT })],
+  ])("refuses %s with MalformedAssertion, without quoting it", async (_what, value) => {
+    const { secrets, resolver } = setup();
+    secrets.put(NS, "svid", { token: value });
+    const err = await refusal(resolver.resolve(NS, clientAssertionRef()), value);
+    expect(err.problem).toBe("MalformedAssertion");
+    expect(err.message).toMatch(/^Secret payments\/svid \(key "token"\): /);
+    expect(err.message).not.toContain(value);
+  });
+
+  it("names a missing key by the field that names it", async () => {
+    const { clock, secrets, resolver } = setup();
+    secrets.put(NS, "svid", { "other-key": assertion(clock) });
+    const err = await rejection(resolver.resolve(NS, clientAssertionRef()));
+    expect(err).toMatchObject({ problem: "MissingCredentialKey" });
+    expect(err.message).toContain("spec.credential.clientAssertion.secretRef.key");
+  });
+
+  it("refuses a Secret that does not exist, naming the field that refers to it", async () => {
+    const { resolver } = setup();
+    const err = await rejection(resolver.resolve(NS, clientAssertionRef()));
+    expect(err).toMatchObject({ problem: "CredentialSecretNotFound" });
+    expect(err.message).toContain("Secret payments/svid");
+    expect(err.message).toContain("spec.credential.clientAssertion.secretRef");
+  });
+
+  it("counts clientAssertion as a member: with another one set, the spec is InvalidSpec", async () => {
+    const { resolver, secrets } = setup();
+    const err = await rejection(resolver.resolve(NS, { ...clientAssertionRef(), ...clientSecretRef() }));
+    expect(err).toMatchObject({ reason: "InvalidSpec" });
+    expect(err.message).toContain("clientAssertion");
     expect(secrets.reads).toEqual([]);
   });
 });

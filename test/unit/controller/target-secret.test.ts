@@ -13,11 +13,9 @@ const req: AppTokenRequest = {
   kind: "AppTokenRequest",
   metadata: { name: "graph", namespace: "payments", uid: "uid-1", generation: 1 },
   spec: {
+    appRef: { kind: "ClusterAppRegistration", name: "graph-app" },
     tenantId: "contoso.onmicrosoft.com",
-    clientId: "00000000-0000-0000-0000-000000000001",
     scope: "https://graph.microsoft.com/.default",
-    cloud: "AzurePublic",
-    credential: { clientSecret: { secretRef: { name: "cred", key: "secret" } } },
   },
 };
 const token = {

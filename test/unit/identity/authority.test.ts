@@ -1,11 +1,18 @@
 import { describe, expect, it } from "vitest";
-import type { AuthoritySpec } from "../../../src/identity/authority.js";
-import { cloudAuthorityHosts, isLoopbackHost, tokenEndpointFor } from "../../../src/identity/authority.js";
+import type { AuthorityPolicy, AuthoritySpec } from "../../../src/identity/authority.js";
+import {
+  allowedHostSet,
+  cloudAuthorityHosts,
+  isLoopbackHost,
+  tokenEndpointFor,
+} from "../../../src/identity/authority.js";
 import { PermanentError } from "../../../src/identity/errors.js";
 
 const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const strict = { allowInsecureLoopback: false };
-const dev = { allowInsecureLoopback: true };
+// These cases are about the shape of endpoints, so any host is allowed; the allow-list has its own
+// cases at the end of this file and in authority-allowed-hosts.test.ts.
+const strict: AuthorityPolicy = { allowInsecureLoopback: false, allowedHosts: "any" };
+const dev: AuthorityPolicy = { allowInsecureLoopback: true, allowedHosts: "any" };
 
 function endpoint(spec: Partial<AuthoritySpec>, policy = strict): string {
   return tokenEndpointFor({ tenantId: TENANT, ...spec }, policy).href;
@@ -105,6 +112,37 @@ describe("tokenEndpointFor", () => {
     [""],
   ])("rejects the tenant %j", (tenantId) => {
     expect(reasonOf(() => endpoint({ tenantId }))).toBe("InvalidTenant");
+  });
+});
+
+describe("tokenEndpointFor with --allowed-authority-hosts", () => {
+  const only = (...entries: string[]): AuthorityPolicy => ({
+    allowInsecureLoopback: false,
+    allowedHosts: allowedHostSet(entries),
+  });
+
+  it("builds the endpoint for an allowed authorityHost exactly as without a list", () => {
+    expect(endpoint({ authorityHost: "login.example:8443" }, only("login.example:8443"))).toBe(
+      endpoint({ authorityHost: "login.example:8443" }),
+    );
+  });
+
+  it.each([
+    ["an authorityHost", { authorityHost: "login.example" }],
+    ["an authorityHost on another port", { authorityHost: "login.microsoftonline.com:444" }],
+    ["a tokenEndpoint", { tokenEndpoint: "https://idp.example/{tenant}/token" }],
+    ["a cloud", { cloud: "AzureChina" as const }],
+  ])("refuses %s whose host:port is not listed, with AuthorityNotAllowed", (_what, spec) => {
+    expect(reasonOf(() => endpoint(spec, only("login.microsoftonline.com")))).toBe("AuthorityNotAllowed");
+  });
+
+  it("still reports a bad tenant or a malformed authority for what it is", () => {
+    expect(reasonOf(() => endpoint({ tenantId: "common" }, only("login.microsoftonline.com")))).toBe(
+      "InvalidTenant",
+    );
+    expect(reasonOf(() => endpoint({ authorityHost: "ftp://login.example" }, only("login.example")))).toBe(
+      "InvalidAuthority",
+    );
   });
 });
 

@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { projectSecret, trimAppTokenRequest } from "../../../src/kube/projections.js";
 import {
+  appRefKeys,
   controllerOwnerKey,
   credentialSecretKeys,
   targetSecretKeys,
@@ -23,19 +24,54 @@ function request(spec: unknown, name = "graph"): RawObject {
   };
 }
 
-describe("request indexes", () => {
-  it("index a request by the Secret of its clientSecret or certificate credential, in its own namespace", () => {
+describe("request and registration indexes", () => {
+  const registration = (spec: unknown, namespace?: string): RawObject => ({
+    apiVersion: "apptoken.io/v1alpha1",
+    kind: namespace ? "AppRegistration" : "ClusterAppRegistration",
+    metadata: { ...(namespace ? { namespace } : {}), name: "app" },
+    spec,
+  });
+
+  it("index a registration by the Secret of its credential: its own namespace, or the cluster resource namespace", () => {
     expect(
       credentialSecretKeys(
-        request({ credential: { clientSecret: { secretRef: { name: "app-cred", key: "k" } } } }),
+        registration(
+          { credential: { clientSecret: { secretRef: { name: "app-cred", key: "k" } } } },
+          "payments",
+        ),
+        "apptoken-system",
       ),
     ).toEqual(["payments/app-cred"]);
     expect(
-      credentialSecretKeys(request({ credential: { certificate: { secretRef: { name: "app-cert" } } } })),
-    ).toEqual(["payments/app-cert"]);
+      credentialSecretKeys(
+        registration({ credential: { certificate: { secretRef: { name: "app-cert" } } } }),
+        "apptoken-system",
+      ),
+    ).toEqual(["apptoken-system/app-cert"]);
     expect(
-      credentialSecretKeys(request({ credential: { workloadIdentity: { serviceAccountName: "sa" } } })),
+      credentialSecretKeys(
+        registration(
+          { credential: { clientAssertion: { secretRef: { name: "jwt", key: "token" } } } },
+          "payments",
+        ),
+        "apptoken-system",
+      ),
+    ).toEqual(["payments/jwt"]);
+    expect(
+      credentialSecretKeys(
+        registration({ credential: { workloadIdentity: { serviceAccountName: "sa" } } }, "payments"),
+        "apptoken-system",
+      ),
     ).toEqual([]);
+  });
+
+  it("index a request by the registration it names: an AppRegistration of its own namespace, or a ClusterAppRegistration", () => {
+    expect(appRefKeys(request({ appRef: { kind: "AppRegistration", name: "app" } }))).toEqual([
+      "AppRegistration:payments/app",
+    ]);
+    expect(appRefKeys(request({ appRef: { kind: "ClusterAppRegistration", name: "saas" } }))).toEqual([
+      "ClusterAppRegistration:saas",
+    ]);
   });
 
   it("index a request by its target Secret, which defaults to the request's name", () => {
@@ -44,7 +80,8 @@ describe("request indexes", () => {
   });
 
   // Specs are stored before they are validated (the CRD rejects these; an older CRD, or one
-  // edited by hand, might not): a malformed one yields no credential key and the default target.
+  // edited by hand, might not): a malformed one yields no credential or registration key and the
+  // default target.
   const malformed: [string, unknown][] = [
     ["no spec", undefined],
     ["spec null", null],
@@ -55,13 +92,17 @@ describe("request indexes", () => {
     ["secretRef a string", { credential: { clientSecret: { secretRef: "app-cred" } } }],
     ["secret name empty", { credential: { clientSecret: { secretRef: { name: "" } } } }],
     ["secret name a number", { credential: { certificate: { secretRef: { name: 42 } } } }],
+    ["appRef a string", { appRef: "app" }],
+    ["appRef of an unknown kind", { appRef: { kind: "Secret", name: "app" } }],
+    ["appRef without a name", { appRef: { kind: "AppRegistration", name: "" } }],
     ["target a string", { target: "vault-token" }],
     ["target name empty", { target: { name: "" } }],
     ["target name an array", { target: { name: ["a"] } }],
   ];
   it.each(malformed)("tolerate a malformed spec (%s)", (_what, spec) => {
+    expect(credentialSecretKeys(registration(spec, "payments"), "apptoken-system")).toEqual([]);
     const obj = request(spec);
-    expect(credentialSecretKeys(obj)).toEqual([]);
+    expect(appRefKeys(obj)).toEqual([]);
     expect(targetSecretKeys(obj)).toEqual(["payments/graph"]);
   });
 

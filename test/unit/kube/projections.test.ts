@@ -301,15 +301,9 @@ function decodedRequest(): RawObject {
       managedFields: [{ manager: "kubectl-client-side-apply", operation: "Update" }],
     },
     spec: {
+      appRef: { kind: "ClusterAppRegistration", name: "graph-app" },
       tenantId: "7d0c9a1e-5b2f-4c3d-8e9f-0a1b2c3d4e5f",
-      clientId: "11111111-aaaa-4bbb-8ccc-000000000001",
       scope: "https://graph.microsoft.com/.default",
-      cloud: "AzurePublic",
-      authorityHost: "https://login.microsoftonline.com",
-      credential: {
-        clientSecret: { secretRef: { name: "app-cred", key: "client-secret" } },
-        workloadIdentity: { serviceAccountName: "graph-sa", audience: "api://AzureADTokenExchange" },
-      },
       target: { name: "graph", template: { data: { authorization: "Bearer {{ .accessToken }}" } } },
       refreshBefore: "20m",
     },
@@ -376,19 +370,19 @@ describe("trimAppTokenRequest", () => {
     expect(trimmed.metadata.namespace).toBeUndefined();
   });
 
-  it("shares one frozen credential block between requests whose credentials are equal", () => {
+  it("shares one frozen appRef block between requests that name the same registration", () => {
     const a = trimAppTokenRequest(decodedRequest());
     const b = trimAppTokenRequest(decodedRequest());
     const other = decodedRequest();
-    (other.spec as { credential: unknown }).credential = { clientSecret: { secretRef: { name: "other" } } };
+    (other.spec as { appRef: unknown }).appRef = { kind: "AppRegistration", name: "other" };
     const c = trimAppTokenRequest(other);
 
-    const credential = (r: RawObject): unknown => (r.spec as { credential: unknown }).credential;
-    expect(credential(a)).toBe(credential(b));
-    expect(deeplyFrozen(credential(a))).toBe(true);
-    expect(credential(a)).toStrictEqual((decodedRequest().spec as { credential: unknown }).credential);
-    expect(credential(c)).not.toBe(credential(a));
-    expect(credential(c)).toEqual({ clientSecret: { secretRef: { name: "other" } } });
+    const appRef = (r: RawObject): unknown => (r.spec as { appRef: unknown }).appRef;
+    expect(appRef(a)).toBe(appRef(b));
+    expect(deeplyFrozen(appRef(a))).toBe(true);
+    expect(appRef(a)).toStrictEqual((decodedRequest().spec as { appRef: unknown }).appRef);
+    expect(appRef(c)).not.toBe(appRef(a));
+    expect(appRef(c)).toEqual({ kind: "AppRegistration", name: "other" });
   });
 
   it("drops the annotations altogether when last-applied was the only one", () => {
