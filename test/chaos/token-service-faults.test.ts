@@ -269,6 +269,16 @@ describe("token service faults: each kind on refresh and on first acquisition", 
     const leaks = await s.scanForLeaks();
     report({ suite: "token-service-faults", leakScan: leaks });
     expect(leaks.tokensWatched).toBeGreaterThanOrEqual(FAULTS.length * 2);
+    // The registrations' spec and status (credential kind, expiry, thumbprint) were scanned too,
+    // with their status written.
+    expect(leaks.sources.some((src) => src.startsWith("AppRegistrations"))).toBe(true);
+    const registrations = await s.listRegistrations();
+    expect(registrations.map((r) => `${r.metadata.name} ${r.status?.credential?.kind}`).sort()).toEqual([
+      "app-certificate Certificate",
+      "app-clientsecret ClientSecret",
+      "app-pfx Certificate",
+      "app-workloadidentity WorkloadIdentity",
+    ]);
     expect(leaks.findings).toEqual([]);
   });
 });

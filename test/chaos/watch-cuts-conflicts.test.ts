@@ -27,6 +27,9 @@ describe("watches cut repeatedly while things change", () => {
     const rotated = "Chaos~r0tated.Value-5b1e0c9d7a3f22";
     s.markSensitive("rotated client secret", rotated);
 
+    // Every watch the replica keeps open in steady state (requests, Secrets, both registration
+    // kinds, namespaces): after each cut, all of them must come back.
+    const watches = Math.max(3, a.proxy!.openWatches());
     let cuts = 0;
     let severed = 0;
     const cut = () => {
@@ -51,8 +54,8 @@ describe("watches cut repeatedly while things change", () => {
     cut();
     for (let i = 0; i < 5; i++) {
       await until(
-        () => (a.proxy!.openWatches() >= 3 ? true : undefined),
-        "the watches to be re-established",
+        () => (a.proxy!.openWatches() >= watches ? true : undefined),
+        `the ${watches} watches to be re-established`,
         30_000,
         20,
       );
@@ -91,6 +94,7 @@ describe("watches cut repeatedly while things change", () => {
     report({
       suite: "watch-cuts",
       cuts,
+      watches,
       connectionsSevered: severed,
       proxyRequests: a.proxy!.requests.length,
     });

@@ -1,16 +1,18 @@
 /**
  * One chaos scenario: a namespace on a real control plane (the shared one, or a test's own when it
  * restarts the apiserver), the local token service with any number of tenants, the credential
- * Secrets, and real operator processes that run as deploy/'s least-privilege ServiceAccount, each
- * behind its own recording API proxy. Everything the scenario produces is kept so that it can be
+ * Secrets, one AppRegistration per credential kind (app-clientsecret, app-certificate, app-pfx,
+ * app-workloadidentity; tenant-agnostic, so that a request names its tenant), and real operator
+ * processes that run as deploy/'s least-privilege ServiceAccount, each behind its own recording API
+ * proxy, allowed to send credentials to the local token service and no other host. Everything the scenario produces is kept so that it can be
  * checked afterwards:
  *
  * - every version of every Secret in the namespace (a watch of its own, re-established across
  *   apiserver restarts): lost Secrets, tokens that expired while in a Secret, and every access
  *   token ever written (the strings the leak scan looks for);
  * - every request each replica made (the proxies): who wrote what, and when;
- * - everything each replica printed, every Event, every status and the /metrics text: the leak
- *   scan greps all of it for the client secret, the PFX password, the private key, the access
+ * - everything each replica printed, every Event, every request's and registration's spec and
+ *   status and the /metrics text: the leak scan greps all of it for the client secret, the PFX password, the private key, the access
  *   tokens, the replicas' own API tokens and anything shaped like a JWT.
  */
 import { eventually } from "../../support/kube.js";
@@ -34,7 +36,7 @@ import { createClientCertificate, toPfx } from "../../../hack/token-service/pki.
 import type { TokenService, TokenServiceOptions } from "../../../hack/token-service/server.js";
 import { startTokenService } from "../../../hack/token-service/server.js";
 import type { AppRegistrationInput } from "../../../hack/token-service/config.js";
-import type { AppTokenRequestStatus } from "../../../src/api/types.js";
+import type { AppRegistrationStatus, AppTokenRequestStatus } from "../../../src/api/types.js";
 import { createKubeTransport, isExpired, type KubeTransport } from "../../../src/kube/transport.js";
 import type { KubeList, RawObject } from "../../../src/kube/types.js";
 import { startOperator, type OperatorProcess, type StartOperatorOptions } from "../../support/operator.js";
@@ -301,19 +303,33 @@ let overlay: Promise<Manifest[]> | undefined;
 
 /**
  * deploy/'s namespaced install, moved into `ns`: the operator's ServiceAccount, its Role for a
- * watched namespace and its leader-election Role (the Lease lives in `ns` too). Exactly the rules
- * deploy/ ships: nothing is added for the tests.
+ * watched namespace, its leader-election Role (the Lease lives in `ns` too), its Role in the
+ * cluster resource namespace (`ns` too: ClusterAppRegistrations' credentials), and the read-only
+ * ClusterRole for the cluster-scoped objects (ClusterAppRegistrations, namespaces) with its
+ * binding, their names suffixed with `-<ns>` so that scenarios running at once never collide.
+ * Exactly the rules deploy/ ships: nothing is added for the tests.
  */
 export async function leastPrivilegeManifests(binDir: string, ns: string): Promise<Manifest[]> {
   overlay ??= renderKustomization(join(binDir, "kubectl"), NAMESPACED_OVERLAY_DIR);
   const all = await overlay;
   const watched = "team-a";
+  const bindsOperator = (m: Manifest) =>
+    ((m.subjects as { kind: string; name: string }[] | undefined) ?? []).some(
+      (s) => s.kind === "ServiceAccount" && s.name === OPERATOR_SA,
+    );
+  const operatorClusterRoles = new Set(
+    all
+      .filter((m) => m.kind === "ClusterRoleBinding" && bindsOperator(m))
+      .map((m) => (m.roleRef as { name: string }).name),
+  );
   const picked = all.filter(
     (m) =>
-      ["ServiceAccount", "Role", "RoleBinding"].includes(m.kind) &&
-      (m.metadata.namespace === "apptoken-system" || m.metadata.namespace === watched),
+      (["ServiceAccount", "Role", "RoleBinding"].includes(m.kind) &&
+        (m.metadata.namespace === "apptoken-system" || m.metadata.namespace === watched)) ||
+      (m.kind === "ClusterRoleBinding" && bindsOperator(m)) ||
+      (m.kind === "ClusterRole" && operatorClusterRoles.has(m.metadata.name)),
   );
-  return relocate(picked, { namespaces: { "apptoken-system": ns, [watched]: ns }, suffix: "" });
+  return relocate(picked, { namespaces: { "apptoken-system": ns, [watched]: ns }, suffix: `-${ns}` });
 }
 
 // ---- scenario ------------------------------------------------------------------------------------
@@ -354,6 +370,27 @@ export interface AppTokenRequestObject {
 
 export type CredentialKind = "clientSecret" | "certificate" | "pfx" | "workloadIdentity";
 
+export const CREDENTIAL_KIND_NAMES: readonly CredentialKind[] = [
+  "clientSecret",
+  "certificate",
+  "pfx",
+  "workloadIdentity",
+];
+
+/** The name of the scenario's AppRegistration for one credential kind (as test/support/scenario.ts names it). */
+export function registrationName(kind: CredentialKind): string {
+  return `app-${kind.toLowerCase()}`;
+}
+
+/** An AppRegistration or ClusterAppRegistration as the apiserver returns it. */
+export interface RegistrationObject {
+  apiVersion: string;
+  kind: "AppRegistration" | "ClusterAppRegistration";
+  metadata: { name: string; namespace?: string; uid: string; generation: number; resourceVersion: string };
+  spec: Record<string, unknown>;
+  status?: AppRegistrationStatus;
+}
+
 export class ChaosScenario {
   cp!: ControlPlaneRef;
   kc!: KubeConfig;
@@ -371,6 +408,8 @@ export class ChaosScenario {
   /** Values that must never appear in logs, Events, status or metrics, by label. */
   private readonly sensitive = new Map<string, string>();
   private operatorKubeconfig: { tokenPath: string; caPem: string; server: string } | undefined;
+  /** Cluster-scoped objects this scenario created (RBAC, ClusterAppRegistrations): deleted by stop(). */
+  private readonly clusterScoped: { type: string; name: string }[] = [];
   private serverUrl!: string;
   private serverCaPem!: string;
 
@@ -435,6 +474,8 @@ export class ChaosScenario {
       namespace: this.ns,
       body: { metadata: { name: WORKLOAD_SA } },
     });
+    for (const kind of CREDENTIAL_KIND_NAMES)
+      await this.createRegistration(registrationName(kind), this.registrationSpec(kind));
     this.markSensitive("client secret", CLIENT_SECRET);
     this.markSensitive("PFX password", PFX_PASSWORD);
     this.markSensitive("private key PEM", this.cert.keyPem);
@@ -454,8 +495,19 @@ export class ChaosScenario {
     return kubectlAt(this.cp, args, opts);
   }
 
+  /** The `host:port` of the local token service, as --allowed-authority-hosts takes it. */
+  get authorityHostPort(): string {
+    return new URL(this.service.url).host;
+  }
+
   private async installLeastPrivilege(): Promise<void> {
     const manifests = await leastPrivilegeManifests(this.cp.binDir, this.ns);
+    for (const m of manifests)
+      if (m.metadata.namespace === undefined)
+        this.clusterScoped.push({
+          type: `${m.kind.toLowerCase()}.rbac.authorization.k8s.io`,
+          name: m.metadata.name,
+        });
     const r = await this.kubectl(["apply", "-f", "-"], { input: toYaml(manifests) });
     if (r.code !== 0) throw new Error(`applying deploy/ RBAC failed: ${r.stderr}`);
     const creds = await serviceAccountKubeconfig(this.kc, this.ns, OPERATOR_SA, join(this.dir, "sa"));
@@ -495,7 +547,11 @@ export class ChaosScenario {
 
   /**
    * Starts one operator replica, watching this namespace only, as the least-privilege identity,
-   * behind its own recording proxy unless the scenario says otherwise.
+   * behind its own recording proxy unless the scenario says otherwise. It may send credentials to
+   * the local token service only (--allowed-authority-hosts), and this namespace is its cluster
+   * resource namespace (ClusterAppRegistrations' credentials live here). `extra.args` come after
+   * these: another --allowed-authority-hosts adds hosts (the flag is repeatable), another
+   * --cluster-resource-namespace replaces this one.
    */
   async startReplica(
     name: string,
@@ -514,6 +570,13 @@ export class ChaosScenario {
       caFile: this.caFile,
       logLevel: "debug",
       ...extra,
+      args: [
+        "--allowed-authority-hosts",
+        this.authorityHostPort,
+        "--cluster-resource-namespace",
+        this.ns,
+        ...(extra.args ?? []),
+      ],
     });
     const replica = { name, op, proxy };
     this.replicas.push(replica);
@@ -531,6 +594,8 @@ export class ChaosScenario {
     await this.requests?.close();
     await this.service?.close();
     await this.core?.deleteNamespace({ name: this.ns }).catch(() => undefined);
+    for (const o of this.clusterScoped.splice(0))
+      await this.kubectl(["delete", o.type, o.name, "--ignore-not-found", "--wait=false"]);
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -549,9 +614,12 @@ export class ChaosScenario {
     }
   }
 
-  /** A valid spec for a credential kind and tenant, pointing at the local token service. */
-  spec(kind: CredentialKind = "clientSecret", tenant = 0): Record<string, unknown> {
-    const base = { tenantId: tenantId(tenant), scope: SCOPE, authorityHost: this.service.url };
+  /**
+   * A valid AppRegistration spec for one credential kind, pointing at the local token service. It
+   * allows any tenant and scope: the tenant is the request's (spec(kind, tenant)).
+   */
+  registrationSpec(kind: CredentialKind = "clientSecret"): Record<string, unknown> {
+    const base = { authorityHost: this.service.url };
     switch (kind) {
       case "clientSecret":
         return {
@@ -579,6 +647,122 @@ export class ChaosScenario {
           clientId: WI_APP,
           credential: { workloadIdentity: { serviceAccountName: WORKLOAD_SA } },
         };
+    }
+  }
+
+  /** A valid request spec: the scenario's AppRegistration of one credential kind, for one tenant. */
+  spec(kind: CredentialKind = "clientSecret", tenant = 0): Record<string, unknown> {
+    return {
+      appRef: { kind: "AppRegistration", name: registrationName(kind) },
+      tenantId: tenantId(tenant),
+      scope: SCOPE,
+    };
+  }
+
+  /**
+   * Creates AppRegistration `name` from `registration` (start from registrationSpec(kind) and
+   * override, e.g. `{ ...s.registrationSpec(), authorityHost: other }`) and returns a request spec
+   * naming it, for tenant `tenant` and the scenario's scope.
+   */
+  async specWithRegistration(
+    name: string,
+    registration: Record<string, unknown>,
+    tenant = 0,
+  ): Promise<Record<string, unknown>> {
+    await this.createRegistration(name, registration);
+    return { appRef: { kind: "AppRegistration", name }, tenantId: tenantId(tenant), scope: SCOPE };
+  }
+
+  async createRegistration(name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "appregistrations",
+      body: { apiVersion: "apptoken.io/v1alpha1", kind: "AppRegistration", metadata: { name }, spec },
+    });
+  }
+
+  /**
+   * Creates ClusterAppRegistration `name` (its credential Secrets and ServiceAccount are this
+   * namespace's, the operators' cluster resource namespace); stop() deletes it. `spec` must carry
+   * a namespaceSelector; `{}` selects every namespace.
+   */
+  async createClusterRegistration(name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createClusterCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      plural: "clusterappregistrations",
+      body: { apiVersion: "apptoken.io/v1alpha1", kind: "ClusterAppRegistration", metadata: { name }, spec },
+    });
+    this.clusterScoped.push({ type: "clusterappregistrations.apptoken.io", name });
+  }
+
+  async patchRegistration(name: string, patch: Record<string, unknown>): Promise<void> {
+    const r = await this.kubectl([
+      "patch",
+      "appreg",
+      name,
+      "-n",
+      this.ns,
+      "--type=merge",
+      "-p",
+      JSON.stringify(patch),
+    ]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+
+  async getRegistration(name: string): Promise<RegistrationObject> {
+    return (await this.custom.getNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "appregistrations",
+      name,
+    })) as RegistrationObject;
+  }
+
+  /** This namespace's AppRegistrations and the ClusterAppRegistrations this scenario created. */
+  async listRegistrations(): Promise<RegistrationObject[]> {
+    const list = await this.transport.request<{ items: RegistrationObject[] }>({
+      path: `/apis/apptoken.io/v1alpha1/namespaces/${this.ns}/appregistrations`,
+    });
+    const own = new Set(
+      this.clusterScoped.filter((o) => o.type === "clusterappregistrations.apptoken.io").map((o) => o.name),
+    );
+    const cluster =
+      own.size === 0
+        ? []
+        : (
+            await this.transport.request<{ items: RegistrationObject[] }>({
+              path: "/apis/apptoken.io/v1alpha1/clusterappregistrations",
+            })
+          ).items.filter((o) => own.has(o.metadata.name));
+    return [...list.items, ...cluster];
+  }
+
+  /** Waits until registration `name`'s Ready condition has `status` (and `reason`, when given). */
+  async waitForRegistration(
+    name: string,
+    status: "True" | "False",
+    reason?: string,
+    timeoutMs = 30_000,
+  ): Promise<RegistrationObject> {
+    let last: unknown;
+    try {
+      return await until(
+        async () => {
+          const obj = await this.getRegistration(name);
+          last = obj.status;
+          const r = obj.status?.conditions?.find((c) => c.type === "Ready");
+          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
+        },
+        `${this.ns}/${name} (AppRegistration) Ready=${status}${reason ? ` (${reason})` : ""}`,
+        timeoutMs,
+        200,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
     }
   }
 
@@ -688,7 +872,8 @@ export class ChaosScenario {
 
   /**
    * Everything a person or a log pipeline can see: each replica's stdout/stderr, the namespace's
-   * Events, every AppTokenRequest (status included) and each live replica's /metrics.
+   * Events, every AppTokenRequest and every registration (spec and status) and each live
+   * replica's /metrics.
    */
   async evidence(): Promise<{ source: string; text: string }[]> {
     const out: { source: string; text: string }[] = [];
@@ -703,6 +888,11 @@ export class ChaosScenario {
     out.push({ source: "Events", text: JSON.stringify(events) });
     const requests = await this.listRequests();
     out.push({ source: "AppTokenRequests (spec and status)", text: JSON.stringify(requests) });
+    const registrations = await this.listRegistrations();
+    out.push({
+      source: "AppRegistrations and ClusterAppRegistrations (spec and status)",
+      text: JSON.stringify(registrations),
+    });
     return out;
   }
 
