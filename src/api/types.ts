@@ -93,7 +93,12 @@ export interface Credential {
   clientAssertion?: ClientAssertionCredential;
 }
 
-export const CREDENTIAL_KINDS = ["ClientSecret", "Certificate", "WorkloadIdentity", "ClientAssertion"] as const;
+export const CREDENTIAL_KINDS = [
+  "ClientSecret",
+  "Certificate",
+  "WorkloadIdentity",
+  "ClientAssertion",
+] as const;
 export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
 
 /** metav1.LabelSelector. */

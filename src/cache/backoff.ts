@@ -1,7 +1,7 @@
 import type { FailureKind } from "../identity/errors.js";
 
 /**
- * When a key that just failed may call the token service again (DESIGN §3.4), as a pure function of
+ * When a key that just failed may call the token service again, as a pure function of
  * (kind, failures in a row, time of failure, what the service said, how long the held token lasts)
  * and one random draw — cert-manager's "backoff is a function of attempts and last failure time".
  */

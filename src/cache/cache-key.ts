@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 
 /**
  * The identity of a cached token: two requests share a token exactly when these five agree
- * (DESIGN §3.2). The credential is represented by a fingerprint (a hash of the secret, a certificate
+ *. The credential is represented by a fingerprint (a hash of the secret, a certificate
  * thumbprint, a service account's identity), never by the credential itself.
  */
 export interface CacheKeyParts {

@@ -1,5 +1,5 @@
 /**
- * The Secrets are the cache's persistent tier (DESIGN §3.2): after a restart the operator reads its
+ * The Secrets are the cache's persistent tier: after a restart the operator reads its
  * managed Secrets once, before reconciling, and keeps each still-usable token here by the cache-key
  * hash the Secret is annotated with. The first reconcile of a request whose key hashes the same
  * seeds the cache from it, so a restart with fresh tokens makes no call to the token service.

@@ -1,4 +1,4 @@
-/** The token cache (DESIGN §3.2–3.4): what the controller and main.ts use. */
+/** The token cache: what the controller and main.ts use. */
 export { cacheKeyHash, cacheKeyId } from "./cache-key.js";
 export type { CacheKeyParts } from "./cache-key.js";
 export { TokenCache, DEFAULT_EXPIRY_SKEW_MS, DEFAULT_IDLE_EVICT_AFTER_MS } from "./token-cache.js";

@@ -2,7 +2,7 @@ import type { FailureKind, TokenAcquisitionError } from "../identity/errors.js";
 import type { AcquireResult } from "./acquire-result.js";
 import type { CachedToken } from "./token-response.js";
 
-/** What status.throttle.state shows (DESIGN §2): why a key is not calling the token service. */
+/** What status.throttle.state shows: why a key is not calling the token service. */
 export type ThrottleState = "None" | "Backoff" | "Throttled";
 
 /** The last failure of a key as status shows it: class, reason, AADSTS code, readable message. */

@@ -1,5 +1,5 @@
 /**
- * When a token should be replaced (DESIGN §3.3), as a pure function of the token's times, the
+ * When a token should be replaced, as a pure function of the token's times, the
  * user's refreshBefore and one random draw. No clock: the answer depends only on the token.
  */
 

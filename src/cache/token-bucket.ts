@@ -20,7 +20,7 @@ export interface TokenBucketOptions {
 }
 
 /**
- * The global limit on calls to the token service (DESIGN §3.4): a token bucket, kept as GCRA's single
+ * The global limit on calls to the token service: a token bucket, kept as GCRA's single
  * "theoretical arrival time" so there is no refill loop and no timer; every method is O(1) and reads
  * the injected clock. Slots handed out by `reserve` ahead of time count against later callers, so
  * waiting is first come, first served.

@@ -102,7 +102,7 @@ export const DEFAULT_EXPIRY_SKEW_MS = 30_000;
 export const DEFAULT_IDLE_EVICT_AFTER_MS = 24 * 60 * 60_000;
 
 /**
- * One token per cache key (DESIGN §3.2–3.4): O(1) lookup in a Map, single flight per key, per-key
+ * One token per cache key: O(1) lookup in a Map, single flight per key, per-key
  * backoff and throttling, the refresh schedule of §3.3 and the global call limit.
  *
  * The controller calls `acquire` on every reconcile and writes `result.token` to the Secret when it
@@ -110,7 +110,7 @@ export const DEFAULT_IDLE_EVICT_AFTER_MS = 24 * 60 * 60_000;
  * timer: "wait" is always an answer with a time in it.
  *
  * Counting: an acquire that calls is a miss; one that gets a token without calling — fresh from the
- * cache, or by joining another acquire's call for the same key (DESIGN: requests that share a key
+ * cache, or by joining another acquire's call for the same key (requests that share a key
  * share one call, "a cache hit") — is a hit. So misses = calls made, and an acquire that gets no new
  * token (deferred, or its joined call failed) is neither.
  */
@@ -453,7 +453,7 @@ export class TokenCache {
   }
 
   /**
-   * Hydrate from the target Secrets after a restart (DESIGN §3.2: the Secrets are the persistent
+   * Hydrate from the target Secrets after a restart (the Secrets are the persistent
    * tier). A token is seeded fresh — no call until its persisted refreshAt — when it is before its
    * refresh time and outside the 5-minute floor; one already due is seeded too (served while usable,
    * replaced on the first acquire); an expired or malformed one, or one older than what the cache

@@ -1,5 +1,5 @@
 /**
- * The status a person reads (DESIGN §2): built as a pure function of what reconcile learned, and
+ * The status a person reads: built as a pure function of what reconcile learned, and
  * compared with what is there so that only changes a person would want to see are written (§3.5).
  */
 import type { AppTokenRequestStatus, Condition, ThrottleStatus, TokenSource } from "../api/types.js";

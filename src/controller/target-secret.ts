@@ -1,5 +1,5 @@
 /**
- * What the target Secret must look like for a request and a token (DESIGN §2 "Target Secret"),
+ * What the target Secret must look like for a request and a token (see README "Using it"),
  * and whether the Secret that exists already is that. Pure: the reconciler does the I/O.
  */
 import { createHash } from "node:crypto";

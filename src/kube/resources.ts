@@ -27,7 +27,7 @@ export const NAMESPACES: ResourceRef = { group: "", version: "v1", plural: "name
 export const SECRETS: ResourceRef = { group: "", version: "v1", plural: "secrets" };
 export const LEASES: ResourceRef = { group: "coordination.k8s.io", version: "v1", plural: "leases" };
 
-/** The label every Secret the operator writes carries (DESIGN.md §2); informers select on it. */
+/** The label every Secret the operator writes carries; informers select on it. */
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "apptoken-operator";
 

@@ -1,7 +1,7 @@
 /**
  * A token-service outage longer than the refresh margin, scaled down: 2-minute tokens refreshed at
  * half-life (margin 60 s) and an outage of 65 s during which every call fails (a hang, resets,
- * then 502s). The promise under test (issue 7): a token valid for longer than the outage never
+ * then 502s). The promise under test: a token valid for longer than the outage never
  * expires in its Secret; Ready stays True while the Secret's token is valid, with the failure
  * visible in status (RefreshFailing, throttle Backoff, consecutiveFailures, lastError) and in
  * metrics; retries are backed off (no hot loop) yet land before expiry; all recover at once after.

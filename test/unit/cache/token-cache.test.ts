@@ -115,7 +115,7 @@ describe("TokenCache: hits and misses", () => {
     expect(results.filter((r) => r.outcome === "Fetched")).toHaveLength(1);
     expect(results.filter((r) => r.outcome === "Shared")).toHaveLength(9);
     expect(new Set(results.map((r) => r.token?.accessToken)).size).toBe(1);
-    // Sharers count as hits (DESIGN §3.2: requests sharing a key share one call, "a cache hit").
+    // Sharers count as hits (requests sharing a key share one call, "a cache hit").
     expect(results.filter((r) => r.called)).toHaveLength(1);
     expect(results.find((r) => r.outcome === "Shared")?.source).toBe("Cache");
     expect(cache.inspect(KEY)).toMatchObject({ hits: 9, misses: 1 });
