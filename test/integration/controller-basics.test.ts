@@ -1,7 +1,18 @@
+import { X509Certificate } from "node:crypto";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, kubectl } from "../support/kube.js";
-import { CERT_APP, RESOURCE, SECRET_APP, Scenario, TENANT, WI_APP } from "../support/scenario.js";
+import {
+  CERT_APP,
+  RESOURCE,
+  SECRET_APP,
+  Scenario,
+  TENANT,
+  WI_APP,
+  registrationName,
+} from "../support/scenario.js";
+
+const STORAGE = "https://storage.azure.com";
 
 describe("the controller, on the real control plane with the local token service", () => {
   const s = new Scenario({ prefix: "ctl-basics" });
@@ -10,14 +21,20 @@ describe("the controller, on the real control plane with the local token service
   }, 120_000);
   afterAll(async () => s.stop());
 
+  /** The token service knows `resource` (the scenario starts with Graph only). */
+  function serveResource(resource: string): void {
+    if (s.service.config.resources.includes(resource)) return;
+    s.service.setConfig({ ...s.service.config, resources: [...s.service.config.resources, resource] });
+  }
+
   it.each([
-    ["clientSecret", SECRET_APP],
-    ["certificate", CERT_APP],
-    ["pfx", CERT_APP],
-    ["workloadIdentity", WI_APP],
+    ["clientSecret", SECRET_APP, "ClientSecret"],
+    ["certificate", CERT_APP, "Certificate"],
+    ["pfx", CERT_APP, "Certificate"],
+    ["workloadIdentity", WI_APP, "WorkloadIdentity"],
   ] as const)(
     "turns a %s request into a Secret holding a valid token, and reports Ready",
-    async (kind, app) => {
+    async (kind, app, credentialKind) => {
       const name = `req-${kind.toLowerCase()}`;
       await s.createRequest(name, s.spec(kind));
       const req = await s.waitFor(name, "True", "TokenIssued");
@@ -44,15 +61,29 @@ describe("the controller, on the real control plane with the local token service
       // No token, secret or key ever appears in the Secret's annotations or in status.
       expect(JSON.stringify(req.status)).not.toContain(token);
       expect(JSON.stringify(secret?.metadata)).not.toContain(token);
+      // The registration it names says its credential is loaded, and what it is.
+      const reg = await s.waitForRegistration(registrationName(kind), "True", "CredentialLoaded");
+      expect(reg.status?.credential?.kind).toBe(credentialKind);
+      if (credentialKind === "Certificate") {
+        // The public facts of the certificate, as the Entra portal shows them; never a secret byte.
+        const cert = new X509Certificate(s.cert.certPem);
+        expect(reg.status?.credential?.expiresAt).toBe(new Date(cert.validTo).toISOString());
+        expect(reg.status?.credential?.thumbprintSHA256).toMatch(/^[0-9A-F]{64}$/);
+        expect(reg.status?.credential?.thumbprintSHA256).toBe(cert.fingerprint256.replaceAll(":", ""));
+      } else {
+        expect(reg.status?.credential?.thumbprintSHA256).toBeUndefined();
+      }
+      expect(JSON.stringify(reg.status)).not.toContain(token);
     },
   );
 
-  it("shows tenant, scope, readiness, expiry, source and hits in kubectl's printer columns", async () => {
+  it("shows app, tenant, scope, readiness, expiry, source and hits in kubectl's printer columns", async () => {
     await s.waitFor("req-clientsecret", "True");
     const out = await kubectl(["get", "atr", "-n", s.ns]);
     const [header, ...rows] = out.stdout.trim().split("\n");
     expect(header!.split(/\s+/)).toEqual([
       "NAME",
+      "APP",
       "TENANT",
       "SCOPE",
       "READY",
@@ -63,11 +94,12 @@ describe("the controller, on the real control plane with the local token service
       "AGE",
     ]);
     const row = rows.find((r) => r.startsWith("req-clientsecret "))!.split(/\s+/);
-    expect(row[1]).toBe(TENANT);
-    expect(row[2]).toBe(`${RESOURCE}/.default`);
-    expect(row[3]).toBe("True");
-    expect(Date.parse(row[4]!)).toBeGreaterThan(Date.now());
-    expect(row[5]).toBe("IdentityProvider");
+    expect(row[1]).toBe(registrationName("clientSecret"));
+    expect(row[2]).toBe(TENANT);
+    expect(row[3]).toBe(`${RESOURCE}/.default`);
+    expect(row[4]).toBe("True");
+    expect(Date.parse(row[5]!)).toBeGreaterThan(Date.now());
+    expect(row[6]).toBe("IdentityProvider");
   });
 
   it("renders template keys and never lets them shadow the token keys", async () => {
@@ -91,12 +123,9 @@ describe("the controller, on the real control plane with the local token service
   });
 
   it("shares one call among ten requests with the same key: nine are served from the cache", async () => {
-    const spec = { ...s.spec("clientSecret"), scope: "https://storage.azure.com/.default" };
+    const spec = { ...s.spec("clientSecret"), scope: `${STORAGE}/.default` };
     s.service.addApp({ tenantId: TENANT, clientId: "44444444-aaaa-4bbb-8ccc-000000000004", secrets: ["x"] });
-    s.service.setConfig({
-      ...s.service.config,
-      resources: [...s.service.config.resources, "https://storage.azure.com"],
-    });
+    serveResource(STORAGE);
     const before = s.service.issued({ clientId: SECRET_APP });
     const names = Array.from({ length: 10 }, (_, i) => `shared-${i}`);
     await Promise.all(names.map((n) => s.createRequest(n, spec)));
@@ -168,10 +197,13 @@ describe("the controller, on the real control plane with the local token service
 
   it("reports a bad client secret with its AADSTS code, and recovers within seconds once it is fixed", async () => {
     await s.putSecret("wrong-cred", { "client-secret": "not-the-secret" });
-    await s.createRequest("bad-secret", {
-      ...s.spec("clientSecret"),
-      credential: { clientSecret: { secretRef: { name: "wrong-cred", key: "client-secret" } } },
-    });
+    await s.createRequest(
+      "bad-secret",
+      await s.specWithRegistration("wrong-secret-app", {
+        ...s.registrationSpec("clientSecret"),
+        credential: { clientSecret: { secretRef: { name: "wrong-cred", key: "client-secret" } } },
+      }),
+    );
     const failed = await s.waitFor("bad-secret", "False", "InvalidClientSecret");
     expect(s.ready(failed.status)?.message).toContain("AADSTS7000215");
     expect(s.ready(failed.status)?.message).not.toContain("not-the-secret");
@@ -181,36 +213,60 @@ describe("the controller, on the real control plane with the local token service
     expect(Date.now() - fixedAt).toBeLessThan(15_000);
   });
 
-  it("names the missing credential Secret and key", async () => {
-    await s.createRequest("no-cred", {
-      ...s.spec("clientSecret"),
-      credential: { clientSecret: { secretRef: { name: "does-not-exist", key: "client-secret" } } },
-    });
+  it("names the missing credential Secret and key, on the request and on its registration", async () => {
+    await s.createRequest(
+      "no-cred",
+      await s.specWithRegistration("no-cred-app", {
+        ...s.registrationSpec("clientSecret"),
+        credential: { clientSecret: { secretRef: { name: "does-not-exist", key: "client-secret" } } },
+      }),
+    );
     const r = await s.waitFor("no-cred", "False", "CredentialSecretNotFound");
     expect(s.ready(r.status)?.message).toContain("does-not-exist");
-    await s.createRequest("no-key", {
-      ...s.spec("clientSecret"),
-      credential: { clientSecret: { secretRef: { name: "app-cred", key: "nope" } } },
-    });
+    expect(s.ready(r.status)?.message).toMatch(/^AppRegistration no-cred-app: /);
+    const noCred = await s.waitForRegistration("no-cred-app", "False", "CredentialSecretNotFound");
+    expect(s.ready(noCred.status)?.message).toContain("does-not-exist");
+    await s.createRequest(
+      "no-key",
+      await s.specWithRegistration("no-key-app", {
+        ...s.registrationSpec("clientSecret"),
+        credential: { clientSecret: { secretRef: { name: "app-cred", key: "nope" } } },
+      }),
+    );
     const k = await s.waitFor("no-key", "False", "MissingCredentialKey");
     expect(s.ready(k.status)?.message).toContain("nope");
+    expect(s.ready(k.status)?.message).toMatch(/^AppRegistration no-key-app: /);
+    const noKey = await s.waitForRegistration("no-key-app", "False", "MissingCredentialKey");
+    expect(s.ready(noKey.status)?.message).toContain("nope");
   });
 
-  it("uses a rotated client secret for the next token", async () => {
+  it("uses a rotated client secret for the next token of every request on the registration: one call per tenant and scope", async () => {
     const rotatedApp = "55555555-aaaa-4bbb-8ccc-000000000005";
     s.service.addApp({ tenantId: TENANT, clientId: rotatedApp, secrets: ["old-secret-value"] });
+    serveResource(STORAGE);
     await s.putSecret("rotating-cred", { "client-secret": "old-secret-value" });
-    await s.createRequest("rotating", {
-      ...s.spec("clientSecret"),
+    const spec = await s.specWithRegistration("rotating-app", {
+      ...s.registrationSpec("clientSecret"),
       clientId: rotatedApp,
       credential: { clientSecret: { secretRef: { name: "rotating-cred", key: "client-secret" } } },
     });
+    // Three requests on the registration: two share a tenant and scope, one asks for another scope.
+    await s.createRequest("rotating", spec);
+    await s.createRequest("rotating-twin", spec);
+    await s.createRequest("rotating-storage", { ...spec, scope: `${STORAGE}/.default` });
     const first = await s.waitFor("rotating", "True");
+    const others = ["rotating-twin", "rotating-storage"];
+    const firstOthers = await Promise.all(others.map((n) => s.waitFor(n, "True")));
     const oldToken = s.decoded(await s.secret("rotating"), "access_token");
+    const oldOthers = await Promise.all(
+      others.map(async (n) => s.decoded(await s.secret(n), "access_token")),
+    );
+    const callsBefore = s.service.issued({ clientId: rotatedApp });
     // Entra holds both secrets during a rotation; then the old one is removed.
     s.service.updateApp({ clientId: rotatedApp }, (app) => {
       app.secrets = ["new-secret-value"];
     });
+    const rotatedAt = Date.now();
     await s.putSecret("rotating-cred", { "client-secret": "new-secret-value" });
     const second = await eventually(
       async () => {
@@ -225,6 +281,28 @@ describe("the controller, on the real control plane with the local token service
     );
     expect(second.status?.tokenSource).toBe("IdentityProvider");
     expect(s.decoded(await s.secret("rotating"), "access_token")).not.toBe(oldToken);
+    // The rotation reached every request on the registration within seconds...
+    for (const [i, n] of others.entries()) {
+      await eventually(
+        async () => {
+          const o = await s.getRequest(n);
+          const token = s.decoded(await s.secret(n), "access_token");
+          return o.status?.lastRefreshTime !== firstOthers[i]!.status?.lastRefreshTime &&
+            s.ready(o.status)?.status === "True" &&
+            token !== oldOthers[i]
+            ? true
+            : undefined;
+        },
+        `${n} to hold a token obtained with the new secret`,
+        15_000,
+      );
+    }
+    expect(Date.now() - rotatedAt).toBeLessThan(15_000);
+    // ... with one call per (tenant, scope): the twins share theirs.
+    expect(s.service.issued({ clientId: rotatedApp }) - callsBefore).toBe(2);
+    expect(s.decoded(await s.secret("rotating-twin"), "access_token")).toBe(
+      s.decoded(await s.secret("rotating"), "access_token"),
+    );
   });
 
   it("forces a new token when the force-refresh annotation changes", async () => {
@@ -318,11 +396,11 @@ describe("the controller, on the real control plane with the local token service
     const app = "66666666-aaaa-4bbb-8ccc-000000000006";
     s.service.addApp({ tenantId: TENANT, clientId: app, secrets: ["first", "second"] });
     await s.putSecret("rot-cred", { "client-secret": "first" });
-    const spec = {
-      ...s.spec("clientSecret"),
+    const spec = await s.specWithRegistration("rot-throttled-app", {
+      ...s.registrationSpec("clientSecret"),
       clientId: app,
       credential: { clientSecret: { secretRef: { name: "rot-cred", key: "client-secret" } } },
-    };
+    });
     await s.createRequest("rot-throttled", spec);
     await s.waitFor("rot-throttled", "True");
     const oldToken = s.decoded(await s.secret("rot-throttled"), "access_token");

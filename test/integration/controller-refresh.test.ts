@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../support/kube.js";
-import { SECRET_APP, Scenario } from "../support/scenario.js";
+import { CERT_APP, SECRET_APP, Scenario, WI_APP } from "../support/scenario.js";
 
 describe("refresh: short-lived tokens are replaced before they expire", () => {
   // 90 s tokens with refresh_in 20 s: several refresh cycles within a test's budget.
@@ -83,15 +83,15 @@ describe("throttling: 429 with Retry-After is honoured and shown", () => {
   }, 60_000);
 
   it("reports Ready=False Throttled for a request that has no token yet, and recovers", async () => {
-    const spec = { ...s.spec("certificate") };
+    // The scenario's certificate registration is CERT_APP's.
     s.service.addFault({
       type: "throttle",
       status: 429,
       retryAfter: 3,
-      match: { clientId: spec.clientId as string },
+      match: { clientId: CERT_APP },
       times: 1,
     });
-    await s.createRequest("throttled-first", spec);
+    await s.createRequest("throttled-first", s.spec("certificate"));
     const t = await s.waitFor("throttled-first", "False", "Throttled");
     expect(t.status?.throttle?.state).toBe("Throttled");
     expect(t.status?.throttle?.lastError).toContain("429");
@@ -99,9 +99,9 @@ describe("throttling: 429 with Retry-After is honoured and shown", () => {
   }, 40_000);
 
   it("treats AADSTS50196 (loop detected) as throttling", async () => {
-    const spec = { ...s.spec("workloadIdentity") };
-    s.service.addFault({ type: "loopDetected", match: { clientId: spec.clientId as string }, times: 1 });
-    await s.createRequest("loopy", spec);
+    // The scenario's workload-identity registration is WI_APP's.
+    s.service.addFault({ type: "loopDetected", match: { clientId: WI_APP }, times: 1 });
+    await s.createRequest("loopy", s.spec("workloadIdentity"));
     const t = await eventually(async () => {
       const o = await s.getRequest("loopy");
       return o.status?.throttle?.state === "Throttled" ? o : undefined;

@@ -15,11 +15,20 @@ describe("restart without a storm", () => {
     const kinds = ["clientSecret", "certificate", "pfx", "workloadIdentity", "clientSecret"] as const;
     await Promise.all(names.map((n, i) => s.createRequest(n, s.spec(kinds[i]))));
     await Promise.all(names.map((n) => s.waitFor(n, "True")));
+    const registrations = ["app-clientsecret", "app-certificate", "app-pfx", "app-workloadidentity"];
+    // Each registration counts its requests (a few seconds after they appear).
+    await eventually(async () => {
+      const counts = await Promise.all(
+        registrations.map(async (r) => (await s.getRegistration(r)).status?.requests),
+      );
+      return counts.join() === "2,1,1,1" ? true : undefined;
+    }, "every registration to count its requests");
     // SIGTERM: in-flight reconciles finish and the process exits cleanly.
     expect(await s.operator!.stop("SIGTERM", 20_000)).toBe(0);
     const before = await Promise.all(
       names.map(async (n) => ({ req: await s.getRequest(n), secret: await s.secret(n) })),
     );
+    const registrationsBefore = await Promise.all(registrations.map((r) => s.getRegistration(r)));
     s.service.resetCounters();
 
     const op = await s.startOperator();
@@ -38,6 +47,12 @@ describe("restart without a storm", () => {
     // ... and without writing Secrets or status.
     expect(await op.metric("apptoken_kube_writes_total", { resource: "secrets" })).toBe(0);
     expect(await op.metric("apptoken_kube_writes_total", { resource: "apptokenrequests/status" })).toBe(0);
+    // Nor the registrations' status: what it says (Ready, the credential, the count) still holds.
+    expect(await op.metric("apptoken_kube_writes_total", { resource: "appregistrations/status" })).toBe(0);
+    for (const [i, r] of registrations.entries()) {
+      const reg = await s.getRegistration(r);
+      expect(reg.metadata.resourceVersion, r).toBe(registrationsBefore[i]!.metadata.resourceVersion);
+    }
     for (const [i, n] of names.entries()) {
       const req = await s.getRequest(n);
       const secret = await s.secret(n);
@@ -59,37 +74,43 @@ describe("a spec that slipped past CRD validation", () => {
     // Stored straight into etcd, as an object written before the CRD's rules tightened would be:
     // the apiserver never validated it.
     const etcd = inject("etcdUrl");
-    const obj = {
-      apiVersion: "apptoken.io/v1alpha1",
-      kind: "AppTokenRequest",
-      metadata: {
-        name: "legacy",
-        namespace: s.ns,
-        uid: "0b1c2d3e-0000-4000-8000-00000000abcd",
-        generation: 1,
-        creationTimestamp: new Date().toISOString(),
-      },
-      spec: {
-        tenantId: "common",
-        clientId: SECRET_APP,
-        scope: "https://graph.microsoft.com/User.Read https://graph.microsoft.com/.default",
-        credential: { clientSecret: { secretRef: { name: "app-cred", key: "client-secret" } } },
-      },
+    const storeUnvalidated = async (name: string, uid: string, spec: Record<string, unknown>) => {
+      const obj = {
+        apiVersion: "apptoken.io/v1alpha1",
+        kind: "AppTokenRequest",
+        metadata: { name, namespace: s.ns, uid, generation: 1, creationTimestamp: new Date().toISOString() },
+        spec,
+      };
+      const b64 = (x: string) => Buffer.from(x).toString("base64");
+      const res = await fetch(`${etcd}/v3/kv/put`, {
+        method: "POST",
+        body: JSON.stringify({
+          key: b64(`/registry/apptoken.io/apptokenrequests/${s.ns}/${name}`),
+          value: b64(JSON.stringify(obj)),
+        }),
+      });
+      expect(res.ok).toBe(true);
     };
-    const b64 = (x: string) => Buffer.from(x).toString("base64");
-    const res = await fetch(`${etcd}/v3/kv/put`, {
-      method: "POST",
-      body: JSON.stringify({
-        key: b64(`/registry/apptoken.io/apptokenrequests/${s.ns}/legacy`),
-        value: b64(JSON.stringify(obj)),
-      }),
+    await storeUnvalidated("legacy", "0b1c2d3e-0000-4000-8000-00000000abcd", {
+      ...s.spec("clientSecret"),
+      tenantId: "common",
+      scope: "https://graph.microsoft.com/User.Read https://graph.microsoft.com/.default",
     });
-    expect(res.ok).toBe(true);
+    // And one from before registrations: the app and its credential inline, no appRef.
+    await storeUnvalidated("pre-registrations", "0b1c2d3e-0000-4000-8000-00000000abce", {
+      tenantId: TENANT,
+      clientId: SECRET_APP,
+      scope: "https://graph.microsoft.com/.default",
+      credential: { clientSecret: { secretRef: { name: "app-cred", key: "client-secret" } } },
+    });
     const bad = await s.waitFor("legacy", "False", "InvalidSpec");
     const message = s.ready(bad.status)?.message ?? "";
     expect(message).toContain("spec.tenantId");
     expect(message).toContain("spec.scope");
     expect(await s.secret("legacy")).toBeUndefined();
+    const inline = await s.waitFor("pre-registrations", "False", "InvalidSpec");
+    expect(s.ready(inline.status)?.message).toContain("spec.appRef");
+    expect(await s.secret("pre-registrations")).toBeUndefined();
 
     await s.createRequest("healthy", s.spec("clientSecret"));
     const ok = await s.waitFor("healthy", "True");

@@ -1,7 +1,8 @@
 /**
  * The credential-Secret reader and its metadata-only watch against the real kube-apiserver: what it
  * reads and caches, when the watch invalidates the cache, what it notices after a re-list, and the
- * controller wiring (a rotated credential re-queues every request that references it).
+ * controller wiring (a rotated credential re-queues every registration that names it, and through
+ * each registration every request that uses it).
  *
  * Each test has a namespace of its own and watches only it, so the tests run concurrently. The wire
  * is tapped (test/support/tapped-transport.ts) to count the GETs that reach the server, to hold an
@@ -10,8 +11,15 @@
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, describe, it } from "vitest";
 import { CredentialSecrets } from "../../src/kube/credential-secrets.js";
-import { createAppTokenRequestInformer } from "../../src/kube/operator-informers.js";
-import { CREDENTIAL_SECRET_INDEX } from "../../src/kube/request-indexes.js";
+import {
+  createAppTokenRequestInformer,
+  createRegistrationInformer,
+} from "../../src/kube/operator-informers.js";
+import {
+  APP_REF_INDEX,
+  CREDENTIAL_SECRET_INDEX,
+  registrationRefKey,
+} from "../../src/kube/request-indexes.js";
 import { createKubeTransport } from "../../src/kube/transport.js";
 import { WorkQueue } from "../../src/kube/work-queue.js";
 import { createTestNamespace, deleteTestNamespace, eventually, testKubeConfig } from "../support/kube.js";
@@ -213,7 +221,7 @@ describe.concurrent("CredentialSecrets on a real API server", () => {
     expect(s.creds.size).toBe(0);
   });
 
-  it("with the request informer and the work queue, re-queues every request that references a rotated credential within seconds", async ({
+  it("with the registration and request informers and the work queue, re-queues every request whose registration names a rotated credential within seconds", async ({
     expect,
     onTestFinished,
   }) => {
@@ -221,10 +229,31 @@ describe.concurrent("CredentialSecrets on a real API server", () => {
     namespaces.push(ns);
     await putSecret(ns, "app-cred", { "client-secret": "b2xk" });
     await putSecret(ns, "other-cred", { "client-secret": "eA==" });
+    // Two registrations: "app" reads app-cred, "other" reads other-cred.
     for (const [name, cred] of [
-      ["graph", "app-cred"],
-      ["vault", "app-cred"],
-      ["unrelated", "other-cred"],
+      ["app", "app-cred"],
+      ["other", "other-cred"],
+    ] as const) {
+      await custom.createNamespacedCustomObject({
+        group: "apptoken.io",
+        version: "v1alpha1",
+        namespace: ns,
+        plural: "appregistrations",
+        body: {
+          apiVersion: "apptoken.io/v1alpha1",
+          kind: "AppRegistration",
+          metadata: { name },
+          spec: {
+            clientId: "00000000-0000-0000-0000-000000000001",
+            credential: { clientSecret: { secretRef: { name: cred, key: "client-secret" } } },
+          },
+        },
+      });
+    }
+    for (const [name, app] of [
+      ["graph", "app"],
+      ["vault", "app"],
+      ["unrelated", "other"],
     ] as const) {
       await custom.createNamespacedCustomObject({
         group: "apptoken.io",
@@ -236,16 +265,20 @@ describe.concurrent("CredentialSecrets on a real API server", () => {
           kind: "AppTokenRequest",
           metadata: { name },
           spec: {
+            appRef: { kind: "AppRegistration", name: app },
             tenantId: "contoso.onmicrosoft.com",
-            clientId: "00000000-0000-0000-0000-000000000001",
             scope: "https://graph.microsoft.com/.default",
-            credential: { clientSecret: { secretRef: { name: cred, key: "client-secret" } } },
           },
         },
       });
     }
 
     const transport = new TappedTransport(createKubeTransport(kc));
+    const registrations = createRegistrationInformer("AppRegistration", {
+      transport,
+      namespaces: [ns],
+      clusterResourceNamespace: ns,
+    });
     const requests = createAppTokenRequestInformer({ transport, namespaces: [ns] });
     const queue = new WorkQueue();
     const processed: { key: string; at: number }[] = [];
@@ -254,15 +287,25 @@ describe.concurrent("CredentialSecrets on a real API server", () => {
       transport,
       namespaces: [ns],
       onChange: (namespace, name) => {
-        for (const key of requests.indexKeys(CREDENTIAL_SECRET_INDEX, `${namespace}/${name}`))
-          queue.add(key, "high");
+        for (const registration of registrations.indexKeys(CREDENTIAL_SECRET_INDEX, `${namespace}/${name}`)) {
+          const { namespace: regNs, name: regName } = registrations.getByKey(registration)!.metadata;
+          const ref = registrationRefKey("AppRegistration", regNs, regName ?? "");
+          for (const key of requests.indexKeys(APP_REF_INDEX, ref)) queue.add(key, "high");
+        }
       },
     });
+    registrations.start();
     requests.start();
     credentials.start();
     onTestFinished(async () => {
-      await Promise.all([requests.stop(), credentials.stop(), queue.shutDown({ drainTimeoutMs: 1000 })]);
+      await Promise.all([
+        registrations.stop(),
+        requests.stop(),
+        credentials.stop(),
+        queue.shutDown({ drainTimeoutMs: 1000 }),
+      ]);
     });
+    expect(await registrations.waitForSync(AbortSignal.timeout(10_000))).toBe(true);
     expect(await requests.waitForSync(AbortSignal.timeout(10_000))).toBe(true);
     await until("the credential watch to sync", () => credentials.hasSynced());
 

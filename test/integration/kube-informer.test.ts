@@ -1,8 +1,8 @@
 /**
  * Informers against the real kube-apiserver: the paginated list and its snapshot, the watch that
  * follows it, resuming after the server ends a watch or the connection breaks, bookmarks, re-lists
- * after 410 Gone, list retries, namespace scoping, resync, handlers, and the AppTokenRequest
- * informer's trimming and indexes.
+ * after 410 Gone, list retries, namespace scoping, resync, handlers, the AppTokenRequest
+ * informer's trimming and indexes, and the registration informers' credential-Secret index.
  *
  * Each test has namespaces of its own, and its informer watches only those, so the tests run
  * concurrently. The wire between informer and server is tapped (test/support/tapped-transport.ts):
@@ -22,9 +22,14 @@ import { Informer, type InformerOptions } from "../../src/kube/informer.js";
 import {
   createAppTokenRequestInformer,
   createManagedSecretInformer,
+  createRegistrationInformer,
 } from "../../src/kube/operator-informers.js";
 import { projectSecret, type SecretProjection } from "../../src/kube/projections.js";
-import { CREDENTIAL_SECRET_INDEX, TARGET_SECRET_INDEX } from "../../src/kube/request-indexes.js";
+import {
+  APP_REF_INDEX,
+  CREDENTIAL_SECRET_INDEX,
+  TARGET_SECRET_INDEX,
+} from "../../src/kube/request-indexes.js";
 import { SECRETS } from "../../src/kube/resources.js";
 import { createKubeTransport } from "../../src/kube/transport.js";
 import type { KubeList, KubeObject, RawObject, WatchEvent } from "../../src/kube/types.js";
@@ -502,31 +507,37 @@ describe.concurrent("Informer on a real API server", () => {
 });
 
 describe.concurrent("AppTokenRequest informer on a real API server", () => {
-  function request(name: string, credentialSecret: string, target?: string): RawObject {
+  /** A request through AppRegistration `app` of its own namespace (or ClusterAppRegistration `app`). */
+  function request(
+    name: string,
+    app: string,
+    target?: string,
+    kind: "AppRegistration" | "ClusterAppRegistration" = "AppRegistration",
+  ): RawObject {
     return {
       apiVersion: "apptoken.io/v1alpha1",
       kind: "AppTokenRequest",
       metadata: { name },
       spec: {
+        appRef: { kind, name: app },
         tenantId: "contoso.onmicrosoft.com",
-        clientId: "00000000-0000-0000-0000-000000000001",
         scope: "https://graph.microsoft.com/.default",
-        credential: { clientSecret: { secretRef: { name: credentialSecret, key: "client-secret" } } },
         ...(target && { target: { name: target } }),
       },
     };
   }
   const crd = { group: "apptoken.io", version: "v1alpha1", plural: "apptokenrequests" };
 
-  it("indexes requests by credential Secret and by target Secret, through updates and deletes", async ({
+  it("indexes requests by the registration they name and by target Secret, through updates and deletes", async ({
     expect,
     onTestFinished,
   }) => {
     const [payments, billing] = await Promise.all([namespace("kube-req-pay"), namespace("kube-req-bill")]);
     for (const [ns, body] of [
-      [payments, request("graph", "app-cred")],
-      [payments, request("vault", "app-cred", "vault-token")],
-      [billing, request("graph", "app-cred")],
+      [payments, request("graph", "app")],
+      [payments, request("vault", "app", "vault-token")],
+      [billing, request("graph", "app")],
+      [billing, request("shared", "shared-app", undefined, "ClusterAppRegistration")],
     ] as const) {
       await custom.createNamespacedCustomObject({ ...crd, namespace: ns, body });
     }
@@ -534,32 +545,36 @@ describe.concurrent("AppTokenRequest informer on a real API server", () => {
     run(informer, onTestFinished);
     expect(await informer.waitForSync(AbortSignal.timeout(10_000))).toBe(true);
 
-    const credential = (ns: string, name: string): string[] =>
-      [...informer.indexKeys(CREDENTIAL_SECRET_INDEX, `${ns}/${name}`)].sort();
+    // An AppRegistration is named in the request's own namespace: "app" in payments is not billing's.
+    const registration = (ns: string, name: string): string[] =>
+      [...informer.indexKeys(APP_REF_INDEX, `AppRegistration:${ns}/${name}`)].sort();
     const target = (ns: string, name: string): string[] =>
       [...informer.indexKeys(TARGET_SECRET_INDEX, `${ns}/${name}`)].sort();
-    expect(credential(payments, "app-cred")).toEqual([`${payments}/graph`, `${payments}/vault`]);
-    expect(credential(billing, "app-cred")).toEqual([`${billing}/graph`]);
+    expect(registration(payments, "app")).toEqual([`${payments}/graph`, `${payments}/vault`]);
+    expect(registration(billing, "app")).toEqual([`${billing}/graph`]);
+    expect(informer.indexKeys(APP_REF_INDEX, "ClusterAppRegistration:shared-app")).toEqual([
+      `${billing}/shared`,
+    ]);
     expect(target(payments, "vault-token")).toEqual([`${payments}/vault`]);
     expect(target(payments, "graph")).toEqual([`${payments}/graph`]);
 
-    // vault moves to another credential Secret; payments/graph is deleted.
+    // vault moves to another registration; payments/graph is deleted.
     await custom.patchNamespacedCustomObject({
       ...crd,
       namespace: payments,
       name: "vault",
-      body: [{ op: "replace", path: "/spec/credential/clientSecret/secretRef/name", value: "other-cred" }],
+      body: [{ op: "replace", path: "/spec/appRef/name", value: "other-app" }],
     });
     await custom.deleteNamespacedCustomObject({ ...crd, namespace: payments, name: "graph" });
     await until(
       "the indexes to follow",
-      () => credential(payments, "app-cred").length === 0 && credential(payments, "other-cred").length === 1,
+      () => registration(payments, "app").length === 0 && registration(payments, "other-app").length === 1,
     );
-    expect(credential(payments, "other-cred")).toEqual([`${payments}/vault`]);
+    expect(registration(payments, "other-app")).toEqual([`${payments}/vault`]);
     expect(target(payments, "graph")).toEqual([]);
     expect(target(payments, "vault-token")).toEqual([`${payments}/vault`]);
     expect(
-      informer.byIndex(CREDENTIAL_SECRET_INDEX, `${billing}/app-cred`).map((o) => o.metadata.name),
+      informer.byIndex(APP_REF_INDEX, `AppRegistration:${billing}/app`).map((o) => o.metadata.name),
     ).toEqual(["graph"]);
   });
 
@@ -569,7 +584,7 @@ describe.concurrent("AppTokenRequest informer on a real API server", () => {
   }) => {
     const ns = await namespace("kube-req");
     for (const n of ["change", "keep", "remove"]) {
-      await custom.createNamespacedCustomObject({ ...crd, namespace: ns, body: request(n, "cred") });
+      await custom.createNamespacedCustomObject({ ...crd, namespace: ns, body: request(n, "app") });
     }
     const transport = tapped();
     const informer = createAppTokenRequestInformer({ transport, namespaces: [ns], random: () => 0 });
@@ -583,10 +598,10 @@ describe.concurrent("AppTokenRequest informer on a real API server", () => {
       ...crd,
       namespace: ns,
       name: "change",
-      body: [{ op: "replace", path: "/spec/credential/clientSecret/secretRef/name", value: "rotated" }],
+      body: [{ op: "replace", path: "/spec/appRef/name", value: "other-app" }],
     });
     await custom.deleteNamespacedCustomObject({ ...crd, namespace: ns, name: "remove" });
-    await custom.createNamespacedCustomObject({ ...crd, namespace: ns, body: request("new", "cred") });
+    await custom.createNamespacedCustomObject({ ...crd, namespace: ns, body: request("new", "app") });
     // The reconnect asks for resourceVersion "1": long gone from the server's watch cache.
     transport.reconnect("ancient-rv");
 
@@ -606,8 +621,8 @@ describe.concurrent("AppTokenRequest informer on a real API server", () => {
       },
     });
     expect(events.slice(3)).toEqual(["update change", "add new", "delete remove (final state unknown)"]);
-    expect(informer.indexKeys(CREDENTIAL_SECRET_INDEX, `${ns}/rotated`)).toEqual([`${ns}/change`]);
-    expect([...informer.indexKeys(CREDENTIAL_SECRET_INDEX, `${ns}/cred`)].sort()).toEqual([
+    expect(informer.indexKeys(APP_REF_INDEX, `AppRegistration:${ns}/other-app`)).toEqual([`${ns}/change`]);
+    expect([...informer.indexKeys(APP_REF_INDEX, `AppRegistration:${ns}/app`)].sort()).toEqual([
       `${ns}/keep`,
       `${ns}/new`,
     ]);
@@ -619,7 +634,7 @@ describe.concurrent("AppTokenRequest informer on a real API server", () => {
   }) => {
     const ns = await namespace("kube-req");
     const apply = async (annotations: Record<string, string>): Promise<void> => {
-      const manifest = request("applied", "cred");
+      const manifest = request("applied", "app");
       manifest.metadata = { name: "applied", namespace: ns, annotations };
       const res = await kubectl(["apply", "-f", "-"], { input: JSON.stringify(manifest) });
       expect(res.code, res.stderr).toBe(0);
@@ -648,6 +663,93 @@ describe.concurrent("AppTokenRequest informer on a real API server", () => {
     const watched = informer.get(ns, "applied")!;
     expect(watched.metadata.managedFields).toBeUndefined();
     expect(watched.metadata.annotations).toEqual({ keep: "me too" });
+  });
+});
+
+describe.concurrent("registration informers on a real API server", () => {
+  const crd = { group: "apptoken.io", version: "v1alpha1" };
+  const clientSecret = (secret: string) => ({
+    clientId: "00000000-0000-0000-0000-000000000001",
+    credential: { clientSecret: { secretRef: { name: secret, key: "client-secret" } } },
+  });
+
+  it("index registrations by the credential Secret they read: an AppRegistration's in its own namespace, a ClusterAppRegistration's in the cluster resource namespace", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const [team, operatorNs] = await Promise.all([namespace("kube-reg-team"), namespace("kube-reg-op")]);
+    const cluster = `${operatorNs}-shared`;
+    onTestFinished(async () => {
+      await custom
+        .deleteClusterCustomObject({ ...crd, plural: "clusterappregistrations", name: cluster })
+        .catch(() => undefined);
+    });
+    for (const [name, body] of [
+      ["app", clientSecret("app-cred")],
+      [
+        "cert-app",
+        { ...clientSecret("unused"), credential: { certificate: { secretRef: { name: "app-cert" } } } },
+      ],
+    ] as const) {
+      await custom.createNamespacedCustomObject({
+        ...crd,
+        plural: "appregistrations",
+        namespace: team,
+        body: { apiVersion: "apptoken.io/v1alpha1", kind: "AppRegistration", metadata: { name }, spec: body },
+      });
+    }
+    await custom.createClusterCustomObject({
+      ...crd,
+      plural: "clusterappregistrations",
+      body: {
+        apiVersion: "apptoken.io/v1alpha1",
+        kind: "ClusterAppRegistration",
+        metadata: { name: cluster },
+        spec: { ...clientSecret("app-cred"), namespaceSelector: {} },
+      },
+    });
+    const transport = tapped();
+    const namespaced = createRegistrationInformer("AppRegistration", {
+      transport,
+      namespaces: [team],
+      clusterResourceNamespace: operatorNs,
+    });
+    const clusterScoped = createRegistrationInformer("ClusterAppRegistration", {
+      transport,
+      namespaces: [team],
+      clusterResourceNamespace: operatorNs,
+    });
+    run(namespaced, onTestFinished);
+    run(clusterScoped, onTestFinished);
+    expect(await namespaced.waitForSync(AbortSignal.timeout(10_000))).toBe(true);
+    expect(await clusterScoped.waitForSync(AbortSignal.timeout(10_000))).toBe(true);
+
+    const readers = (informer: Informer<RawObject>, secret: string): string[] =>
+      [...informer.indexKeys(CREDENTIAL_SECRET_INDEX, secret)].sort();
+    expect(readers(namespaced, `${team}/app-cred`)).toEqual([`${team}/app`]);
+    expect(readers(namespaced, `${team}/app-cert`)).toEqual([`${team}/cert-app`]);
+    // Both are named "app-cred", but the cluster-scoped one's lives in the cluster resource namespace.
+    expect(readers(clusterScoped, `${operatorNs}/app-cred`)).toEqual([cluster]);
+    expect(readers(clusterScoped, `${team}/app-cred`)).toEqual([]);
+    // A cluster-scoped informer lists cluster-wide, whatever namespaces it is given.
+    expect(transport.lists().map((l) => l.path)).toEqual(
+      expect.arrayContaining([
+        `/apis/apptoken.io/v1alpha1/namespaces/${team}/appregistrations`,
+        "/apis/apptoken.io/v1alpha1/clusterappregistrations",
+      ]),
+    );
+
+    // The registration moves to another Secret: the index follows.
+    await custom.patchNamespacedCustomObject({
+      ...crd,
+      plural: "appregistrations",
+      namespace: team,
+      name: "app",
+      body: [{ op: "replace", path: "/spec/credential/clientSecret/secretRef/name", value: "rotated-cred" }],
+    });
+    await until("the index to follow", () => readers(namespaced, `${team}/rotated-cred`).length === 1);
+    expect(readers(namespaced, `${team}/app-cred`)).toEqual([]);
+    expect(readers(namespaced, `${team}/rotated-cred`)).toEqual([`${team}/app`]);
   });
 });
 

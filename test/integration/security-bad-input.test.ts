@@ -2,15 +2,16 @@
  * Input a user (or an attacker with create rights on AppTokenRequests) can send, refused by the
  * real operator running as deploy/'s least-privilege ServiceAccount:
  *
- * - references can only name objects in the request's own namespace: a Secret or ServiceAccount
- *   that exists only in another namespace is "not found", and the operator never even asks for it;
- * - a target Secret that someone else owns — another request's, the request's own credential
- *   Secret, a service-account-token Secret, a TLS Secret, an Opaque Secret spoofing the managed-by
- *   label — is refused with SecretConflict and left byte-for-byte untouched;
+ * - references can only name objects in the request's own namespace: an AppRegistration, or a
+ *   registration's credential Secret or ServiceAccount, that exists only in another namespace is
+ *   "not found", and the operator never even asks for it;
+ * - a target Secret that someone else owns — another request's, the credential Secret of the
+ *   request's own registration, a service-account-token Secret, a TLS Secret, an Opaque Secret
+ *   spoofing the managed-by label — is refused with SecretConflict and left byte-for-byte untouched;
  * - and through all of it, an unrelated request stays Ready.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLIENT_SECRET, ChaosScenario, until } from "../chaos/support/chaos.js";
+import { CLIENT_SECRET, ChaosScenario, TENANT, SCOPE, until } from "../chaos/support/chaos.js";
 
 describe("bad references and colliding targets", () => {
   const s = new ChaosScenario({ prefix: "sec-input" });
@@ -30,6 +31,18 @@ describe("bad references and colliding targets", () => {
       namespace: other,
       body: { metadata: { name: "sa-elsewhere" } },
     });
+    await s.custom.createNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: other,
+      plural: "appregistrations",
+      body: {
+        apiVersion: "apptoken.io/v1alpha1",
+        kind: "AppRegistration",
+        metadata: { name: "app-elsewhere" },
+        spec: s.registrationSpec("clientSecret"),
+      },
+    });
     await s.startReplica("a", { logLevel: "trace" });
     await s.createRequest("control", s.spec("certificate"));
     await s.waitFor("control", "True", "TokenIssued", 60_000);
@@ -40,48 +53,78 @@ describe("bad references and colliding targets", () => {
   });
 
   it("a name that exists only in another namespace is not found, and never read", async () => {
-    await s.createRequest("cross-secret", {
-      ...s.spec("clientSecret"),
-      credential: { clientSecret: { secretRef: { name: "only-elsewhere", key: "client-secret" } } },
-    });
-    await s.createRequest("cross-sa", {
-      ...s.spec("workloadIdentity"),
-      credential: { workloadIdentity: { serviceAccountName: "sa-elsewhere" } },
+    await s.createRequest(
+      "cross-secret",
+      await s.specWithRegistration("cross-secret-app", {
+        ...s.registrationSpec("clientSecret"),
+        credential: { clientSecret: { secretRef: { name: "only-elsewhere", key: "client-secret" } } },
+      }),
+    );
+    await s.createRequest(
+      "cross-sa",
+      await s.specWithRegistration("cross-sa-app", {
+        ...s.registrationSpec("workloadIdentity"),
+        credential: { workloadIdentity: { serviceAccountName: "sa-elsewhere" } },
+      }),
+    );
+    await s.createRequest("cross-registration", {
+      appRef: { kind: "AppRegistration", name: "app-elsewhere" },
+      tenantId: TENANT,
+      scope: SCOPE,
     });
     const secretRef = await s.waitFor("cross-secret", "False", "CredentialSecretNotFound", 60_000);
     expect(s.ready(secretRef.status)?.message).toContain(`${s.ns}/only-elsewhere`);
     const sa = await s.waitFor("cross-sa", "False", undefined, 60_000);
     expect(s.ready(sa.status)?.reason).toBe("ServiceAccountNotFound");
+    const registration = await s.waitFor("cross-registration", "False", "AppRegistrationNotFound", 60_000);
+    expect(s.ready(registration.status)?.message).toContain(`in namespace ${s.ns}`);
+    // The registrations say the same of themselves.
+    await s.waitForRegistration("cross-secret-app", "False", "CredentialSecretNotFound", 60_000);
+    await s.waitForRegistration("cross-sa-app", "False", "ServiceAccountNotFound", 60_000);
     // The operator never sent a request naming the other namespace (nor could it: its Role is here).
     const proxy = s.replicas[0]!.proxy!;
     expect(proxy.requests.filter((r) => r.url.includes(`/namespaces/${other}/`))).toEqual([]);
     expect(proxy.requests.filter((r) => r.status === 403).map((r) => `${r.method} ${r.url}`)).toEqual([]);
   });
 
-  it("the CRD has no field to name another namespace: such a field is refused or dropped", async () => {
-    const body = {
+  it("the CRDs have no field to name another namespace: such a field is refused or dropped", async () => {
+    // Neither a registration's credential Secret nor a request's appRef can name a namespace.
+    const registration = {
       apiVersion: "apptoken.io/v1alpha1",
-      kind: "AppTokenRequest",
-      metadata: { name: "ns-field" },
+      kind: "AppRegistration",
+      metadata: { name: "ns-field-app" },
       spec: {
-        ...s.spec("clientSecret"),
+        ...s.registrationSpec("clientSecret"),
         credential: {
           clientSecret: { secretRef: { name: "only-elsewhere", namespace: other, key: "client-secret" } },
         },
       },
     };
-    const strict = await s.kubectl(["create", "-n", s.ns, "--validate=strict", "-f", "-"], {
-      input: JSON.stringify(body),
-    });
-    expect(strict.code).not.toBe(0);
-    expect(strict.stderr).toMatch(/unknown field.*namespace/);
-    // Without strict validation the apiserver prunes the field: what is stored names no namespace.
-    const lax = await s.kubectl(["create", "-n", s.ns, "--validate=false", "-f", "-"], {
-      input: JSON.stringify(body),
-    });
-    expect(lax.code, lax.stderr).toBe(0);
+    const request = {
+      apiVersion: "apptoken.io/v1alpha1",
+      kind: "AppTokenRequest",
+      metadata: { name: "ns-field" },
+      spec: {
+        ...s.spec("clientSecret"),
+        appRef: { kind: "AppRegistration", name: "ns-field-app", namespace: other },
+      },
+    };
+    for (const body of [registration, request]) {
+      const strict = await s.kubectl(["create", "-n", s.ns, "--validate=strict", "-f", "-"], {
+        input: JSON.stringify(body),
+      });
+      expect(strict.code, body.kind).not.toBe(0);
+      expect(strict.stderr).toMatch(/unknown field.*namespace/);
+      // Without strict validation the apiserver prunes the field: what is stored names no namespace.
+      const lax = await s.kubectl(["create", "-n", s.ns, "--validate=false", "-f", "-"], {
+        input: JSON.stringify(body),
+      });
+      expect(lax.code, lax.stderr).toBe(0);
+    }
     const stored = await s.getRequest("ns-field");
     expect(JSON.stringify(stored.spec)).not.toContain(other);
+    expect(JSON.stringify((await s.getRegistration("ns-field-app")).spec)).not.toContain(other);
+    // The request uses its own namespace's registration, which reads its own namespace's Secret.
     await s.waitFor("ns-field", "False", "CredentialSecretNotFound", 60_000);
   });
 
@@ -129,7 +172,7 @@ describe("bad references and colliding targets", () => {
     );
     for (const v of victims)
       await s.createRequest(`into-${v.name}`, { ...s.spec("clientSecret"), target: { name: v.name } });
-    // Its own credential Secret as the target: the classic copy-paste mistake.
+    // Its registration's credential Secret as the target: the classic copy-paste mistake.
     await s.createRequest("into-credential", { ...s.spec("clientSecret"), target: { name: "app-cred" } });
     for (const n of [...victims.map((v) => `into-${v.name}`), "into-credential"]) {
       const o = await s.waitFor(n, "False", "SecretConflict", 60_000);

@@ -4,10 +4,12 @@
  * - a service with a certificate from an untrusted CA, or for another host name, is refused with
  *   a clear Permanent reason (UntrustedAuthorityCertificate, AuthorityCertificateNameMismatch)
  *   before a single byte of the request is sent: the service never sees a token request;
- * - plain http is refused: by the CRD (authorityHost must be https://), and at the token client,
- *   which refuses http:// unless --allow-insecure-loopback-authority is set, and even then only for
- *   127.0.0.0/8 and ::1 literals. The CRD makes the http case unreachable from a request, so the
- *   client-level rule is shown on the client itself.
+ * - this holds for a host the operator is allowed to call (--allowed-authority-hosts): being on the
+ *   allow-list is no exemption from verifying the certificate;
+ * - plain http is refused: by the CRD (a registration's authorityHost must be https://), and at the
+ *   token client, which refuses http:// unless --allow-insecure-loopback-authority is set, and even
+ *   then only for 127.0.0.0/8 and ::1 literals. The CRD makes the http case unreachable from a
+ *   registration, so the client-level rule is shown on the client itself.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -40,7 +42,17 @@ describe("TLS to the token service is verified", () => {
     untrusted = await startTokenService(s.service.config);
     const bundle = join(s.dir, "bundle.pem");
     writeFileSync(bundle, `${s.service.caPem}\n${ca.certPem}`);
-    await s.startReplica("a", { caFile: bundle, logLevel: "trace" });
+    // Both hosts are on the allow-list: only TLS verification stands between them and a credential.
+    await s.startReplica("a", {
+      caFile: bundle,
+      logLevel: "trace",
+      args: [
+        "--allowed-authority-hosts",
+        untrusted.authorityHost,
+        "--allowed-authority-hosts",
+        wrongName.authorityHost,
+      ],
+    });
   }, 180_000);
   afterAll(async () => {
     await wrongName?.close();
@@ -50,8 +62,20 @@ describe("TLS to the token service is verified", () => {
 
   it("refuses an untrusted CA and a name mismatch with a Permanent reason, sending nothing", async () => {
     await s.createRequest("trusted", s.spec("clientSecret"));
-    await s.createRequest("untrusted-ca", { ...s.spec("clientSecret"), authorityHost: untrusted.url });
-    await s.createRequest("wrong-name", { ...s.spec("clientSecret"), authorityHost: wrongName.url });
+    await s.createRequest(
+      "untrusted-ca",
+      await s.specWithRegistration("untrusted-ca-app", {
+        ...s.registrationSpec("clientSecret"),
+        authorityHost: untrusted.url,
+      }),
+    );
+    await s.createRequest(
+      "wrong-name",
+      await s.specWithRegistration("wrong-name-app", {
+        ...s.registrationSpec("clientSecret"),
+        authorityHost: wrongName.url,
+      }),
+    );
     await s.waitFor("trusted", "True", "TokenIssued", 60_000);
     const a = await s.waitFor("untrusted-ca", "False", "UntrustedAuthorityCertificate", 60_000);
     const b = await s.waitFor("wrong-name", "False", "AuthorityCertificateNameMismatch", 60_000);
@@ -67,17 +91,26 @@ describe("TLS to the token service is verified", () => {
     expect(leaks.findings).toEqual([]);
   }, 90_000);
 
-  it("the CRD refuses an http:// authorityHost", async () => {
-    const r = await s.kubectl(["create", "-n", s.ns, "-f", "-"], {
-      input: JSON.stringify({
-        apiVersion: "apptoken.io/v1alpha1",
-        kind: "AppTokenRequest",
-        metadata: { name: "plain-http" },
-        spec: { ...s.spec("clientSecret"), authorityHost: "http://127.0.0.1:8080" },
-      }),
-    });
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("must start with https://");
+  it("the CRDs refuse an http:// authorityHost on either kind of registration", async () => {
+    for (const kind of ["AppRegistration", "ClusterAppRegistration"]) {
+      const r = await s.kubectl(["create", "-n", s.ns, "-f", "-"], {
+        input: JSON.stringify({
+          apiVersion: "apptoken.io/v1alpha1",
+          kind,
+          metadata: { name: `${s.ns}-plain-http` },
+          spec: {
+            ...s.registrationSpec("clientSecret"),
+            authorityHost: "http://127.0.0.1:8080",
+            ...(kind === "ClusterAppRegistration" ? { namespaceSelector: {} } : {}),
+          },
+        }),
+      });
+      // (Had it been accepted, it must not outlive the test.)
+      if (r.code === 0 && kind === "ClusterAppRegistration")
+        await s.kubectl(["delete", "cappreg", `${s.ns}-plain-http`, "--ignore-not-found"]);
+      expect(r.code, kind).not.toBe(0);
+      expect(r.stderr).toContain("must start with https://");
+    }
   });
 });
 
@@ -97,6 +130,10 @@ describe("plain http at the token client", () => {
   });
   afterAll(async () => new Promise<void>((r) => server.close(() => r())));
 
+  // Every host allowed (--allowed-authority-hosts has its own tests): what refuses here is the
+  // transport rule alone.
+  const ANY_HOST = { allowedAuthorityHosts: "any" } as const;
+
   const request = (client: TokenClient, endpoint: URL) =>
     client.requestToken({
       endpoint,
@@ -106,7 +143,7 @@ describe("plain http at the token client", () => {
     });
 
   it("refuses http:// without the flag, before connecting", async () => {
-    const client = new TokenClient({ clock: systemClock });
+    const client = new TokenClient({ clock: systemClock, ...ANY_HOST });
     const err = await request(client, new URL(`${url}/${TENANT}/oauth2/v2.0/token`)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
     expect((err as PermanentError).reason).toBe("InsecureAuthority");
@@ -116,7 +153,7 @@ describe("plain http at the token client", () => {
   });
 
   it("with --allow-insecure-loopback-authority: allowed for a loopback literal, refused for anything else", async () => {
-    const client = new TokenClient({ clock: systemClock, allowInsecureLoopback: true });
+    const client = new TokenClient({ clock: systemClock, allowInsecureLoopback: true, ...ANY_HOST });
     const token = await request(client, new URL(`${url}/${TENANT}/oauth2/v2.0/token`));
     expect(token.accessToken).toBe("plain-http-token");
     expect(received).toBe(1);
@@ -129,7 +166,10 @@ describe("plain http at the token client", () => {
     expect(received).toBe(1);
     // And the endpoint builder applies the same rule to a spec's authorityHost.
     expect(() =>
-      tokenEndpointFor({ tenantId: TENANT, authorityHost: url }, { allowInsecureLoopback: false }),
+      tokenEndpointFor(
+        { tenantId: TENANT, authorityHost: url },
+        { allowInsecureLoopback: false, allowedHosts: ANY_HOST.allowedAuthorityHosts },
+      ),
     ).toThrow(/plain http/);
     await client.close();
   });

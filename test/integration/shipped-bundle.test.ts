@@ -113,6 +113,9 @@ describe("the shipped dist/main.js", () => {
       "--kube-api-burst",
       "--token-requests-per-second",
       "--authority-ca-file",
+      "--allowed-authority-hosts",
+      "--allowed-token-audiences",
+      "--cluster-resource-namespace",
       "--log-level",
       "--log-format",
     ]) {

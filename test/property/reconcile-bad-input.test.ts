@@ -1,11 +1,13 @@
 /**
  * Property, against the real operator on the real apiserver: for generated bad input — credential
- * Secrets holding broken PEM, damaged or wrongly-passworded PFX files, mismatched keys, expired or
- * not-yet-valid certificates, huge values and binary junk; and specs the CRD accepts but that
- * cannot work (unknown tenant, app or resource, templates the apiserver refuses for a Secret type)
- * — every request ends in Ready with a specific reason (or a token, when the damage happened to be
- * harmless), the operator never throws out of a reconcile, never restarts, and a healthy request
- * beside them stays Ready throughout. Cases are drawn by fast-check with a fixed seed
+ * Secrets (each named by a registration of its own) holding broken PEM, damaged or
+ * wrongly-passworded PFX files, mismatched keys, expired or not-yet-valid certificates, huge values
+ * and binary junk; and specs the CRDs accept but that cannot work (unknown tenant, app or resource,
+ * templates the apiserver refuses for a Secret type, a registration that does not exist or does
+ * not allow the tenant or scope) — every request ends in Ready with a specific reason (or a token,
+ * when the damage happened to be harmless), a credential problem shows on the registration too,
+ * with the same reason, the operator never throws out of a reconcile, never restarts, and a healthy
+ * request beside them stays Ready throughout. Cases are drawn by fast-check with a fixed seed
  * (PROPERTY_SEED / PROPERTY_CASES override), so a failure names a reproducible case.
  */
 import fc from "fast-check";
@@ -51,6 +53,29 @@ const SPECIFIC_REASONS = new Set([
   "MissingRequestParameter",
   // The apiserver refused the target Secret (a template type whose keys are missing or invalid).
   "SecretRejected",
+  // What a request may ask of a registration, and which registration it names.
+  "AppRegistrationNotFound",
+  "TenantNotAllowed",
+  "ScopeNotAllowed",
+]);
+
+/**
+ * Reasons found in the credential Secret itself, before any call: the registration, which loads
+ * the credential, reports them too (the request's message names it: "AppRegistration <name>: ").
+ */
+const CREDENTIAL_REASONS = new Set([
+  "MissingCredentialKey",
+  "MalformedPem",
+  "MalformedPfx",
+  "WrongPfxPassword",
+  "WrongKeyPassword",
+  "KeyCertificateMismatch",
+  "UnsupportedKeyType",
+  "CertificateExpired",
+  "CertificateNotYetValid",
+  "MissingPrivateKey",
+  "MissingCertificate",
+  "CredentialSecretNotFound",
 ]);
 
 /** On the way to an outcome a request may pass through these (a retry follows): not outcomes. */
@@ -68,7 +93,10 @@ interface Case {
   kind: "pem" | "pfx" | "secret" | "spec";
   damage: Damage;
   data: Record<string, Buffer>;
+  /** For a spec case: fields of the request's spec... */
   spec?: Record<string, unknown>;
+  /** ...and of its registration's. */
+  registration?: Record<string, unknown>;
   describe: string;
 }
 
@@ -147,30 +175,50 @@ describe("property: generated bad input against the real operator", () => {
         describe: `client secret of ${bytes.length} random bytes (${d})`,
       })),
       fc
-        .constantFrom<[string, Record<string, unknown>]>(
-          ["unknown tenant", { tenantId: "00000000-0000-4000-8000-00000000dead" }],
-          ["unknown app", { clientId: "00000000-0000-4000-8000-00000000beef" }],
-          ["unknown resource", { scope: "https://unknown.example/.default" }],
-          ["TLS Secret type without its keys", { target: { template: { type: "kubernetes.io/tls" } } }],
-          ["SSH Secret type without its key", { target: { template: { type: "kubernetes.io/ssh-auth" } } }],
+        .constantFrom<[string, Pick<Case, "spec" | "registration">]>(
+          ["unknown tenant", { spec: { tenantId: "00000000-0000-4000-8000-00000000dead" } }],
+          ["unknown app", { registration: { clientId: "00000000-0000-4000-8000-00000000beef" } }],
+          ["unknown resource", { spec: { scope: "https://unknown.example/.default" } }],
+          [
+            "TLS Secret type without its keys",
+            { spec: { target: { template: { type: "kubernetes.io/tls" } } } },
+          ],
+          [
+            "SSH Secret type without its key",
+            { spec: { target: { template: { type: "kubernetes.io/ssh-auth" } } } },
+          ],
           [
             "docker config type with a token as its JSON",
             {
-              target: {
-                template: {
-                  type: "kubernetes.io/dockerconfigjson",
-                  data: { ".dockerconfigjson": "{{ .accessToken }}" },
+              spec: {
+                target: {
+                  template: {
+                    type: "kubernetes.io/dockerconfigjson",
+                    data: { ".dockerconfigjson": "{{ .accessToken }}" },
+                  },
                 },
               },
             },
           ],
-          ["refreshBefore longer than the token lives", { refreshBefore: "23h" }],
+          ["refreshBefore longer than the token lives", { spec: { refreshBefore: "23h" } }],
+          [
+            "a registration that does not exist",
+            { spec: { appRef: { kind: "AppRegistration", name: "no-such-registration" } } },
+          ],
+          [
+            "a tenant the registration does not allow",
+            { registration: { allowedTenants: ["contoso.example"] } },
+          ],
+          [
+            "a scope the registration does not allow",
+            { registration: { allowedScopes: ["api://another-resource/.default"] } },
+          ],
         )
         .map(([what, patch]) => ({
           kind: "spec" as const,
           damage: "none" as const,
           data: { "client-secret": Buffer.from("unused") },
-          spec: patch,
+          ...patch,
           describe: `spec: ${what}`,
         })),
     );
@@ -182,14 +230,18 @@ describe("property: generated bad input against the real operator", () => {
   afterAll(async () => s.stop());
 
   it("every case ends in a token or a specific reason; nothing throws; the healthy request stays Ready", async () => {
+    // Each case has a registration of its own, reading its own credential Secret.
     for (const [i, c] of cases.entries()) {
       await s.putSecret(`cred-${i}`, c.data);
-      const base =
+      const registration =
         c.kind === "pem"
-          ? { ...s.spec("certificate"), credential: { certificate: { secretRef: { name: `cred-${i}` } } } }
+          ? {
+              ...s.registrationSpec("certificate"),
+              credential: { certificate: { secretRef: { name: `cred-${i}` } } },
+            }
           : c.kind === "pfx"
             ? {
-                ...s.spec("pfx"),
+                ...s.registrationSpec("pfx"),
                 credential: {
                   certificate: {
                     secretRef: { name: `cred-${i}`, pfxKey: "cert.pfx", passwordKey: "password" },
@@ -198,11 +250,12 @@ describe("property: generated bad input against the real operator", () => {
               }
             : c.kind === "secret"
               ? {
-                  ...s.spec("clientSecret"),
+                  ...s.registrationSpec("clientSecret"),
                   credential: { clientSecret: { secretRef: { name: `cred-${i}`, key: "client-secret" } } },
                 }
-              : { ...s.spec("clientSecret"), ...c.spec };
-      await s.createRequest(`case-${i}`, base);
+              : { ...s.registrationSpec("clientSecret"), ...c.registration };
+      const spec = await s.specWithRegistration(`case-${i}-app`, registration);
+      await s.createRequest(`case-${i}`, { ...spec, ...c.spec });
     }
     const outcomes: { case: string; ready: string }[] = [];
     let transientOnTheWay = 0;
@@ -224,6 +277,15 @@ describe("property: generated bad input against the real operator", () => {
           .toContain(v.ready!.reason);
       if (c.kind === "pfx" && !c.data.password!.equals(Buffer.from(PFX_PASSWORD)) && c.damage === "none")
         expect.soft(v.ready!.reason, c.describe).toBe("WrongPfxPassword");
+      // A problem of the credential itself is the registration's: it says so with the same reason,
+      // and the request names it.
+      if (v.ready!.status === "False" && CREDENTIAL_REASONS.has(v.ready!.reason)) {
+        expect.soft(v.ready!.message, c.describe).toMatch(new RegExp(`^AppRegistration case-${i}-app: `));
+        const reg = await s
+          .waitForRegistration(`case-${i}-app`, "False", v.ready!.reason, 30_000)
+          .catch((e: unknown) => e as Error);
+        expect.soft(reg instanceof Error ? reg.message : "ok", `case ${i}: ${c.describe}`).toBe("ok");
+      }
     }
     const op = s.replicas[0]!.op;
     // Nothing was thrown out of a reconcile (that would log "reconcile failed"), nothing crashed.

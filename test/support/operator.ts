@@ -104,7 +104,7 @@ export async function startOperator(o: StartOperatorOptions): Promise<OperatorPr
       }
       return sum;
     },
-    waitReady: async (timeoutMs = 30_000) => {
+    waitReady: async (timeoutMs = 60_000) => {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         if (child.exitCode !== null)

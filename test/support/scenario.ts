@@ -1,7 +1,9 @@
 /**
  * One controller scenario: a namespace on the real control plane, the local token service with a
- * tenant and one app per credential kind, the credential Secrets, and the real operator process
- * watching that namespace only.
+ * tenant and one app per credential kind, the credential Secrets, one AppRegistration per kind
+ * (app-clientsecret, app-certificate, app-pfx, app-workloadidentity) pointing at the local token
+ * service, and the real operator process watching that namespace only, allowed to call that
+ * token service and no other host.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +13,8 @@ import type { IssuedCertificate } from "../../hack/token-service/pki.js";
 import { createClientCertificate, toPfx } from "../../hack/token-service/pki.js";
 import type { TokenService } from "../../hack/token-service/server.js";
 import { startTokenService } from "../../hack/token-service/server.js";
-import type { AppTokenRequestStatus } from "../../src/api/types.js";
+import type { AppRegistrationStatus, AppTokenRequestStatus } from "../../src/api/types.js";
+import { TOKEN_EXCHANGE_AUDIENCES } from "../../src/api/types.js";
 import {
   createTestNamespace,
   deleteTestNamespace,
@@ -41,6 +44,8 @@ export interface ScenarioOptions {
   operator?: Partial<StartOperatorOptions> | false;
 }
 
+export type CredentialKindName = "clientSecret" | "certificate" | "pfx" | "workloadIdentity";
+
 export interface AppTokenRequestObject {
   metadata: {
     name: string;
@@ -53,6 +58,15 @@ export interface AppTokenRequestObject {
   spec: Record<string, unknown>;
   status?: AppTokenRequestStatus;
 }
+
+/** An AppRegistration or ClusterAppRegistration as the apiserver returns it. */
+export interface RegistrationObject {
+  metadata: { name: string; namespace?: string; uid: string; generation: number; resourceVersion?: string };
+  spec: Record<string, unknown>;
+  status?: AppRegistrationStatus;
+}
+
+const GROUP_VERSION = { group: "apptoken.io", version: "v1alpha1" } as const;
 
 export class Scenario {
   kc!: KubeConfig;
@@ -116,8 +130,15 @@ export class Scenario {
       namespace: this.ns,
       body: { metadata: { name: SERVICE_ACCOUNT } },
     });
+    for (const kind of ["clientSecret", "certificate", "pfx", "workloadIdentity"] as const)
+      await this.createRegistration(registrationName(kind), this.registrationSpec(kind));
     if (this.o.operator !== false) await this.startOperator(this.o.operator ?? {});
     return this;
+  }
+
+  /** The `host:port` of the local token service, as --allowed-authority-hosts takes it. */
+  get authorityHostPort(): string {
+    return new URL(this.service.url).host;
   }
 
   async startOperator(extra: Partial<StartOperatorOptions> = {}): Promise<OperatorProcess> {
@@ -126,6 +147,13 @@ export class Scenario {
       namespaces: [this.ns],
       caFile: this.caFile,
       ...extra,
+      args: [
+        "--allowed-authority-hosts",
+        this.authorityHostPort,
+        "--cluster-resource-namespace",
+        this.ns,
+        ...(extra.args ?? []),
+      ],
     });
     await this.operator.waitReady();
     return this.operator;
@@ -153,11 +181,9 @@ export class Scenario {
     }
   }
 
-  /** A valid spec for one of the three credential kinds, pointing at the local token service. */
-  spec(
-    kind: "clientSecret" | "certificate" | "pfx" | "workloadIdentity" = "clientSecret",
-  ): Record<string, unknown> {
-    const base = { tenantId: TENANT, scope: SCOPE, authorityHost: this.service.url };
+  /** A valid AppRegistration spec for one credential kind, pointing at the local token service. */
+  registrationSpec(kind: CredentialKindName = "clientSecret"): Record<string, unknown> {
+    const base = { authorityHost: this.service.url };
     switch (kind) {
       case "clientSecret":
         return {
@@ -186,6 +212,202 @@ export class Scenario {
           credential: { workloadIdentity: { serviceAccountName: SERVICE_ACCOUNT } },
         };
     }
+  }
+
+  /** A valid request spec naming the scenario's AppRegistration of one credential kind. */
+  spec(kind: CredentialKindName = "clientSecret"): Record<string, unknown> {
+    return {
+      appRef: { kind: "AppRegistration", name: registrationName(kind) },
+      tenantId: TENANT,
+      scope: SCOPE,
+    };
+  }
+
+  /**
+   * Creates AppRegistration `name` from `registration` (start from registrationSpec(kind) and
+   * override, e.g. `{ ...s.registrationSpec(), clientId: other }`) and returns a request spec naming
+   * it, for the scenario's tenant and scope.
+   */
+  async specWithRegistration(
+    name: string,
+    registration: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    await this.createRegistration(name, registration);
+    return { appRef: { kind: "AppRegistration", name }, tenantId: TENANT, scope: SCOPE };
+  }
+
+  async createRegistration(name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "appregistrations",
+      body: { apiVersion: "apptoken.io/v1alpha1", kind: "AppRegistration", metadata: { name }, spec },
+    });
+  }
+
+  async patchRegistration(name: string, patch: Record<string, unknown>): Promise<void> {
+    const r = await kubectl([
+      "patch",
+      "appreg",
+      name,
+      "-n",
+      this.ns,
+      "--type=merge",
+      "-p",
+      JSON.stringify(patch),
+    ]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+
+  async getRegistration(name: string): Promise<RegistrationObject> {
+    return (await this.custom.getNamespacedCustomObject({
+      group: "apptoken.io",
+      version: "v1alpha1",
+      namespace: this.ns,
+      plural: "appregistrations",
+      name,
+    })) as RegistrationObject;
+  }
+
+  /** Waits until AppRegistration `name`'s Ready condition has `status` (and `reason`, if given). */
+  async waitForRegistration(
+    name: string,
+    status: "True" | "False",
+    reason?: string,
+    timeoutMs = 30_000,
+  ): Promise<RegistrationObject> {
+    let last: unknown;
+    try {
+      return await eventually(
+        async () => {
+          const obj = await this.getRegistration(name);
+          last = obj.status;
+          const r = this.ready(obj.status);
+          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
+        },
+        `AppRegistration ${this.ns}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
+        timeoutMs,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
+    }
+  }
+
+  /**
+   * Creates ClusterAppRegistration `name`. It is cluster-scoped, so it outlives the scenario's
+   * namespace: name it after the namespace and delete it in afterAll (deleteClusterRegistration).
+   */
+  async createClusterRegistration(name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createClusterCustomObject({
+      ...GROUP_VERSION,
+      plural: "clusterappregistrations",
+      body: { apiVersion: "apptoken.io/v1alpha1", kind: "ClusterAppRegistration", metadata: { name }, spec },
+    });
+  }
+
+  async getClusterRegistration(name: string): Promise<RegistrationObject> {
+    return (await this.custom.getClusterCustomObject({
+      ...GROUP_VERSION,
+      plural: "clusterappregistrations",
+      name,
+    })) as RegistrationObject;
+  }
+
+  /** Deletes ClusterAppRegistration `name`; one already gone is fine. */
+  async deleteClusterRegistration(name: string): Promise<void> {
+    await this.custom
+      .deleteClusterCustomObject({ ...GROUP_VERSION, plural: "clusterappregistrations", name })
+      .catch(() => undefined);
+  }
+
+  /** A request spec naming ClusterAppRegistration `name`, for the scenario's tenant and scope. */
+  clusterSpec(name: string): Record<string, unknown> {
+    return { appRef: { kind: "ClusterAppRegistration", name }, tenantId: TENANT, scope: SCOPE };
+  }
+
+  /**
+   * A service-account token of the scenario's ServiceAccount, minted by the control plane
+   * (`kubectl create token`) for `audience`: the workload-identity app trusts that issuer and
+   * subject, so with the token-exchange audience it is a valid client assertion for WI_APP.
+   */
+  async mintServiceAccountToken(
+    audience: string = TOKEN_EXCHANGE_AUDIENCES.AzurePublic,
+    durationSeconds = 3600,
+  ): Promise<string> {
+    const r = await kubectl([
+      "create",
+      "token",
+      SERVICE_ACCOUNT,
+      "-n",
+      this.ns,
+      "--audience",
+      audience,
+      "--duration",
+      `${durationSeconds}s`,
+    ]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return r.stdout.trim();
+  }
+
+  /**
+   * A registration spec for WI_APP whose credential is the client assertion (a JWT) held in
+   * Secret `secretName` under `key`, as a system that keeps one fresh would write it.
+   */
+  clientAssertionRegistrationSpec(secretName: string, key = "assertion"): Record<string, unknown> {
+    return {
+      authorityHost: this.service.url,
+      clientId: WI_APP,
+      credential: { clientAssertion: { secretRef: { name: secretName, key } } },
+    };
+  }
+
+  /** Creates a request in another namespace the operator watches. */
+  async createRequestIn(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+    await this.custom.createNamespacedCustomObject({
+      ...GROUP_VERSION,
+      namespace,
+      plural: "apptokenrequests",
+      body: { apiVersion: "apptoken.io/v1alpha1", kind: "AppTokenRequest", metadata: { name }, spec },
+    });
+  }
+
+  async getRequestIn(namespace: string, name: string): Promise<AppTokenRequestObject> {
+    return (await this.custom.getNamespacedCustomObject({
+      ...GROUP_VERSION,
+      namespace,
+      plural: "apptokenrequests",
+      name,
+    })) as AppTokenRequestObject;
+  }
+
+  /** waitFor, for a request in another namespace the operator watches. */
+  async waitForIn(
+    namespace: string,
+    name: string,
+    status: "True" | "False",
+    reason?: string,
+    timeoutMs = 30_000,
+  ): Promise<AppTokenRequestObject> {
+    let last: unknown;
+    try {
+      return await eventually(
+        async () => {
+          const obj = await this.getRequestIn(namespace, name);
+          last = obj.status;
+          const r = this.ready(obj.status);
+          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
+        },
+        `${namespace}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
+        timeoutMs,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
+    }
+  }
+
+  async secretIn(namespace: string, name: string): Promise<V1Secret | undefined> {
+    return this.core.readNamespacedSecret({ name, namespace }).catch(() => undefined);
   }
 
   async createRequest(
@@ -287,4 +509,9 @@ export class Scenario {
     const v = secret?.data?.[key];
     return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");
   }
+}
+
+/** The name of the scenario's AppRegistration for one credential kind. */
+export function registrationName(kind: CredentialKindName): string {
+  return `app-${kind.toLowerCase()}`;
 }
