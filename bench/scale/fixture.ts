@@ -1,8 +1,10 @@
 /**
- * The benchmark's world: one multi-tenant app registration (one client id, one client secret)
- * consented in M customer tenants, as a SaaS holding a token per customer tenant has. Request i
- * asks for tenant i mod M, so each cache key (tenant) is shared by N/M requests spread over the
- * namespaces; namespace j holds requests [j·N/50, (j+1)·N/50).
+ * The benchmark's world: one multi-tenant Entra app (one client id, one client secret) consented
+ * in M customer tenants, as a SaaS holding a token per customer tenant has, declared once as a
+ * ClusterAppRegistration whose Secret is in the operator's cluster resource namespace and offered
+ * to every bench namespace by label. Request i asks for tenant i mod M, so each cache key (tenant)
+ * is shared by N/M requests spread over the namespaces; namespace j holds requests
+ * [j·N/NAMESPACES, (j+1)·N/NAMESPACES).
  */
 import { request } from "node:https";
 import type { TokenService } from "../../hack/token-service/server.js";
@@ -13,7 +15,12 @@ export const CLIENT_SECRET = "bench~client-secret-value.0123456789";
 export const RESOURCE = "https://graph.microsoft.com";
 export const SCOPE = `${RESOURCE}/.default`;
 export const CRED_SECRET = "app-cred";
-export const NAMESPACES = 50;
+export const NAMESPACES = Number(process.env.BENCH_NAMESPACES ?? "100");
+/** The operator's --cluster-resource-namespace: where the registration's Secret lives. */
+export const CLUSTER_RESOURCE_NAMESPACE = "bench-system";
+export const REGISTRATION = "bench-app";
+/** The label every bench namespace carries, and the registration's namespaceSelector. */
+export const BENCH_LABEL = "apptoken.io/bench";
 
 /** A GUID for tenant k: deterministic, distinct, readable. */
 export function tenantId(k: number): string {
@@ -34,13 +41,26 @@ export function requestName(i: number): string {
   return `req-${String(i).padStart(6, "0")}`;
 }
 
-export function requestSpec(service: TokenService, tenant: number): Record<string, unknown> {
+export function requestSpec(tenant: number): Record<string, unknown> {
   return {
+    appRef: { kind: "ClusterAppRegistration", name: REGISTRATION },
     tenantId: tenantId(tenant),
-    clientId: APP_ID,
     scope: SCOPE,
-    authorityHost: service.url,
-    credential: { clientSecret: { secretRef: { name: CRED_SECRET, key: "client-secret" } } },
+  };
+}
+
+/** The one ClusterAppRegistration every request names. */
+export function registrationManifest(service: TokenService): Record<string, unknown> {
+  return {
+    apiVersion: "apptoken.io/v1alpha1",
+    kind: "ClusterAppRegistration",
+    metadata: { name: REGISTRATION },
+    spec: {
+      clientId: APP_ID,
+      authorityHost: service.url,
+      credential: { clientSecret: { secretRef: { name: CRED_SECRET, key: "client-secret" } } },
+      namespaceSelector: { matchLabels: { [BENCH_LABEL]: "true" } },
+    },
   };
 }
 

@@ -175,3 +175,14 @@ export async function currentRevision(t: KubeTransport): Promise<number> {
   });
   return Number(list.metadata?.resourceVersion);
 }
+
+/** Creates a cluster-scoped object (a ClusterAppRegistration) by its collection path. */
+export async function createClusterObject(
+  t: KubeTransport,
+  path: string,
+  body: Record<string, unknown>,
+): Promise<void> {
+  await t.request({ method: "POST", path, body }).catch((e: unknown) => {
+    if (!isConflict(e)) throw e;
+  });
+}

@@ -48,10 +48,13 @@ import {
 } from "./apiserver-metrics.js";
 import {
   CLIENT_SECRET,
+  CLUSTER_RESOURCE_NAMESPACE,
   CRED_SECRET,
+  NAMESPACES,
   fetchOneToken,
   namespaceOf,
   namespaces,
+  registrationManifest,
   requestName,
   requestSpec,
   startBenchTokenService,
@@ -60,6 +63,7 @@ import type { FloorJob, FloorResult } from "./floor.js";
 import { Inspector } from "./inspector.js";
 import {
   countObjects,
+  createClusterObject,
   createNamespace,
   createRequest,
   createSecret,
@@ -186,7 +190,7 @@ async function runOne(n: number): Promise<ScaleResult> {
   const result: ScaleResult = {
     n,
     m,
-    namespaces: 50,
+    namespaces: NAMESPACES,
     steadySeconds,
     tokenSeconds,
   } as ScaleResult;
@@ -214,7 +218,14 @@ async function runOne(n: number): Promise<ScaleResult> {
         caFile,
         logFile: logFile(what),
         mode: MODE,
-        args: OPERATOR_ARGS,
+        args: [
+          ...OPERATOR_ARGS,
+          // The local token service is the only host a credential may go to.
+          "--allowed-authority-hosts",
+          new URL(service.url).host,
+          "--cluster-resource-namespace",
+          CLUSTER_RESOURCE_NAMESPACE,
+        ],
         nodeOptions: env.BENCH_OPERATOR_NODE_OPTIONS,
         main: env.BENCH_OPERATOR_MAIN,
         inspectPort: inspect,
@@ -223,10 +234,16 @@ async function runOne(n: number): Promise<ScaleResult> {
     const benchNs = namespaces("bench");
     const floorNs = namespaces("floor");
     await pool(benchNs.length + floorNs.length, 20, async (j) => {
-      const ns = [...benchNs, ...floorNs][j]!;
-      await createNamespace(t, ns);
-      await createSecret(t, ns, CRED_SECRET, { "client-secret": CLIENT_SECRET });
+      await createNamespace(t, [...benchNs, ...floorNs][j]!);
     });
+    // One ClusterAppRegistration for every request, its Secret in the cluster resource namespace.
+    await createNamespace(t, CLUSTER_RESOURCE_NAMESPACE);
+    await createSecret(t, CLUSTER_RESOURCE_NAMESPACE, CRED_SECRET, { "client-secret": CLIENT_SECRET });
+    await createClusterObject(
+      t,
+      "/apis/apptoken.io/v1alpha1/clusterappregistrations",
+      registrationManifest(service),
+    );
     const ready = new ReadyWatcher(t);
     await ready.start();
 
@@ -247,7 +264,7 @@ async function runOne(n: number): Promise<ScaleResult> {
     result.tokenBytes = token.length;
     const measureFloor = async (label: string): Promise<FloorRun> => {
       say(n, `floor (${label}): creating ${n} requests`);
-      const reqs = await createRequests(t, "floor", n, (i) => requestSpec(service, i % m));
+      const reqs = await createRequests(t, "floor", n, (i) => requestSpec(i % m));
       await ready.until(() => ready.count("floor-") >= n, 600_000, "floor requests listed");
       const jobFile = join(work, "floor-job.json");
       const job: FloorJob = {
@@ -324,9 +341,12 @@ async function runOne(n: number): Promise<ScaleResult> {
     const floors: FloorRun[] = floorRuns > 0 ? [await measureFloor("before")] : [];
 
     // ---- 1b. Cold start: N requests exist, then the operator starts.
-    say(n, `creating ${n} requests over ${m} cache keys in 50 namespaces`);
+    say(
+      n,
+      `creating ${n} requests over ${m} cache keys in ${NAMESPACES} namespaces, one ClusterAppRegistration`,
+    );
     const createStart = Date.now();
-    await createRequests(t, "bench", n, (i) => requestSpec(service, i % m));
+    await createRequests(t, "bench", n, (i) => requestSpec(i % m));
     result.createSeconds = (Date.now() - createStart) / 1000;
     await ready.until(() => ready.count("bench-") >= n, 600_000, "requests listed");
     service.resetCounters();
@@ -491,7 +511,7 @@ async function runOne(n: number): Promise<ScaleResult> {
       const newNs = namespaceOf("bench", 0, n);
       const newKey = `${newNs}/new-under-load`;
       const created = Date.now();
-      await createRequest(t, newNs, "new-under-load", requestSpec(service, m));
+      await createRequest(t, newNs, "new-under-load", requestSpec(m));
       await ready.until(() => ready.readyAt.has(newKey), 600_000, "the new request Ready");
       const newReadyMs = ready.readyAt.get(newKey)! - created;
       const cohortEnd = forcedAt + half + 30_000;
