@@ -89,3 +89,33 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/**
+ * Polls `get` until the object's Ready condition has `status` (and `reason`, when given); on
+ * timeout the error carries the last status seen.
+ */
+export async function waitForReady<T extends { status?: unknown }>(
+  get: () => Promise<T>,
+  what: string,
+  status: "True" | "False",
+  reason: string | undefined,
+  timeoutMs: number,
+): Promise<T> {
+  let last: unknown;
+  try {
+    return await eventually(
+      async () => {
+        const obj = await get();
+        last = obj.status;
+        const conditions = (obj.status as { conditions?: { type: string; status: string; reason: string }[] })
+          ?.conditions;
+        const r = conditions?.find((c) => c.type === "Ready");
+        return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
+      },
+      `${what} Ready=${status}${reason ? ` (${reason})` : ""}`,
+      timeoutMs,
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
+  }
+}

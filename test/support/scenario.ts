@@ -18,10 +18,10 @@ import { TOKEN_EXCHANGE_AUDIENCES } from "../../src/api/types.js";
 import {
   createTestNamespace,
   deleteTestNamespace,
-  eventually,
   kubectl,
   kubeconfigPath,
   testKubeConfig,
+  waitForReady,
 } from "./kube.js";
 import { startOperator, type OperatorProcess, type StartOperatorOptions } from "./operator.js";
 
@@ -277,21 +277,13 @@ export class Scenario {
     reason?: string,
     timeoutMs = 30_000,
   ): Promise<RegistrationObject> {
-    let last: unknown;
-    try {
-      return await eventually(
-        async () => {
-          const obj = await this.getRegistration(name);
-          last = obj.status;
-          const r = this.ready(obj.status);
-          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
-        },
-        `AppRegistration ${this.ns}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
-        timeoutMs,
-      );
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
-    }
+    return waitForReady(
+      () => this.getRegistration(name),
+      `AppRegistration ${this.ns}/${name}`,
+      status,
+      reason,
+      timeoutMs,
+    );
   }
 
   /**
@@ -389,21 +381,13 @@ export class Scenario {
     reason?: string,
     timeoutMs = 30_000,
   ): Promise<AppTokenRequestObject> {
-    let last: unknown;
-    try {
-      return await eventually(
-        async () => {
-          const obj = await this.getRequestIn(namespace, name);
-          last = obj.status;
-          const r = this.ready(obj.status);
-          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
-        },
-        `${namespace}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
-        timeoutMs,
-      );
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
-    }
+    return waitForReady(
+      () => this.getRequestIn(namespace, name),
+      `${namespace}/${name}`,
+      status,
+      reason,
+      timeoutMs,
+    );
   }
 
   async secretIn(namespace: string, name: string): Promise<V1Secret | undefined> {
@@ -470,21 +454,7 @@ export class Scenario {
     reason?: string,
     timeoutMs = 30_000,
   ): Promise<AppTokenRequestObject> {
-    let last: unknown;
-    try {
-      return await eventually(
-        async () => {
-          const obj = await this.getRequest(name);
-          last = obj.status;
-          const r = this.ready(obj.status);
-          return r?.status === status && (reason === undefined || r.reason === reason) ? obj : undefined;
-        },
-        `${this.ns}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`,
-        timeoutMs,
-      );
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last)}`);
-    }
+    return waitForReady(() => this.getRequest(name), `${this.ns}/${name}`, status, reason, timeoutMs);
   }
 
   /** "Type Reason" of each Event recorded for request `name`, oldest first (to the second). */
