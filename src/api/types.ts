@@ -221,29 +221,9 @@ export interface AppTokenRequestStatus {
 }
 
 /** The object metadata the operator relies on; the rest of ObjectMeta passes through untyped. */
-export interface AppTokenRequestMetadata {
+export interface ObjectMetadata {
   name: string;
-  namespace: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  creationTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-export interface AppTokenRequest {
-  apiVersion: typeof API_VERSION;
-  kind: typeof KIND;
-  metadata: AppTokenRequestMetadata;
-  spec: AppTokenRequestSpec;
-  status?: AppTokenRequestStatus;
-}
-
-export interface RegistrationMetadata {
-  name: string;
-  /** Absent for a ClusterAppRegistration. */
+  /** Absent for a cluster-scoped object (a ClusterAppRegistration). */
   namespace?: string;
   uid?: string;
   generation?: number;
@@ -254,10 +234,21 @@ export interface RegistrationMetadata {
   [key: string]: unknown;
 }
 
+/** A request's metadata: always namespaced. */
+export type AppTokenRequestMetadata = ObjectMetadata & { namespace: string };
+
+export interface AppTokenRequest {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: AppTokenRequestMetadata;
+  spec: AppTokenRequestSpec;
+  status?: AppTokenRequestStatus;
+}
+
 export interface AppRegistration {
   apiVersion: typeof API_VERSION;
   kind: typeof APP_REGISTRATION_KIND;
-  metadata: RegistrationMetadata & { namespace: string };
+  metadata: ObjectMetadata & { namespace: string };
   spec: AppRegistrationSpec;
   status?: AppRegistrationStatus;
 }
@@ -265,7 +256,7 @@ export interface AppRegistration {
 export interface ClusterAppRegistration {
   apiVersion: typeof API_VERSION;
   kind: typeof CLUSTER_APP_REGISTRATION_KIND;
-  metadata: RegistrationMetadata;
+  metadata: ObjectMetadata;
   spec: ClusterAppRegistrationSpec;
   status?: AppRegistrationStatus;
 }

@@ -62,7 +62,8 @@ describe("a user who may only create AppTokenRequests", () => {
       tls: { ca, server: await issueServerCertificate(ca) },
       log: (entry) => seenByAttacker.push(JSON.stringify(entry)),
     });
-    const bundle = join(tmpDir(s), "bundle.pem");
+    // Beside the scenario's own CA file, in its temporary directory.
+    const bundle = join(s.caFile, "..", "bundle.pem");
     writeFileSync(bundle, `${s.service.caPem}\n${ca.certPem}`);
     await s.putSecret("crown-jewels", { value: CROWN_JEWEL });
     await s.core.createNamespacedServiceAccount({
@@ -220,8 +221,7 @@ describe("a user who may only create AppTokenRequests", () => {
       { appRef: { kind: "AppRegistration", name: "app-clientsecret" }, tenantId: TENANT, scope: SCOPE },
       otherNs,
     );
-    const other = new ScenarioView(otherNs);
-    const obj = await other.waitFor(s, "borrowed", "AppRegistrationNotFound");
+    const obj = await s.waitForIn(otherNs, "borrowed", "False", "AppRegistrationNotFound");
     expect(JSON.stringify(obj.status)).toMatch(/only usable from its own namespace/);
   });
 
@@ -301,28 +301,3 @@ describe("a user who may only create AppTokenRequests", () => {
     }
   }
 });
-
-/** Reads requests of another namespace with the scenario's clients. */
-class ScenarioView {
-  constructor(private readonly ns: string) {}
-  async waitFor(s: Scenario, name: string, reason: string) {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const obj = (await s.custom.getNamespacedCustomObject({
-        group: "apptoken.io",
-        version: "v1alpha1",
-        namespace: this.ns,
-        plural: "apptokenrequests",
-        name,
-      })) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
-      const ready = obj.status?.conditions?.find((c) => c.type === "Ready");
-      if (ready?.status === "False" && ready.reason === reason) return obj;
-      if (Date.now() > deadline) throw new Error(`${this.ns}/${name}: ${JSON.stringify(obj.status)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
-function tmpDir(s: Scenario): string {
-  return join(s.caFile, "..");
-}
