@@ -69,6 +69,10 @@ sync-crd: ## copy crds/ into deploy/base/crd/ (kustomize cannot load files outsi
 	cp crds/apptoken.io_apptokenrequests.yaml crds/apptoken.io_appregistrations.yaml \
 		crds/apptoken.io_clusterappregistrations.yaml deploy/base/crd/
 
+.PHONY: api-docs
+api-docs: node_modules ## write docs/api.md from crds/ (a unit test fails when it is stale)
+	node --import tsx hack/api-docs.ts
+
 .PHONY: control-plane-up
 control-plane-up: node_modules ## start a local control plane in $(CP_DIR) (KUBECONFIG=$(CP_DIR)/kubeconfig)
 	bash hack/control-plane.sh up $(CP_DIR)
