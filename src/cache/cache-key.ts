@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 
 /**
  * The identity of a cached token: two requests share a token exactly when these five agree
- *. The credential is represented by a fingerprint (a hash of the secret, a certificate
- * thumbprint, a service account's identity), never by the credential itself.
+ * (docs/design.md#the-cache). The credential is represented by a fingerprint (a hash of the
+ * secret, a certificate thumbprint, a service account's identity), never by the credential itself.
  */
 export interface CacheKeyParts {
   /** host[:port] of the authority, e.g. "login.microsoftonline.com". */

@@ -103,7 +103,7 @@ export const DEFAULT_IDLE_EVICT_AFTER_MS = 24 * 60 * 60_000;
 
 /**
  * One token per cache key: O(1) lookup in a Map, single flight per key, per-key
- * backoff and throttling, the refresh schedule of §3.3 and the global call limit.
+ * backoff and throttling, the refresh schedule (docs/design.md#refresh) and the global call limit.
  *
  * The controller calls `acquire` on every reconcile and writes `result.token` to the Secret when it
  * differs from what is there, then requeues at `result.nextAttemptAt`. Nothing here sleeps or sets a

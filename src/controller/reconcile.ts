@@ -739,7 +739,8 @@ export class Reconciler {
       now,
     });
     // Counter-only changes are never written on their own: they ride along with the next write a
-    // person would want (a refresh, an error), so a resync of 10^5 requests writes nothing (§3.5).
+    // person would want (a refresh, an error), so a resync of 10^5 requests writes nothing
+    // (docs/design.md#writes-to-the-kubernetes-api).
     if (statusChange(current, desired) === "changed") {
       const ns = obj.metadata.namespace ?? "";
       const name = obj.metadata.name ?? "";

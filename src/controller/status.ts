@@ -1,6 +1,7 @@
 /**
  * The status a person reads: built as a pure function of what reconcile learned, and
- * compared with what is there so that only changes a person would want to see are written (§3.5).
+ * compared with what is there so that only changes a person would want to see are written
+ * (docs/design.md#writes-to-the-kubernetes-api).
  */
 import type { AppTokenRequestStatus, Condition, ThrottleStatus, TokenSource } from "../api/types.js";
 import type { ThrottleStatus as CacheThrottle } from "../cache/index.js";
@@ -100,7 +101,7 @@ export function desiredStatus(i: StatusInput): AppTokenRequestStatus {
   return s;
 }
 
-/** Everything except the counters, which ride along with other writes (§3.5). */
+/** Everything except the counters, which ride along with other writes (see statusChange). */
 function comparable(s: AppTokenRequestStatus | undefined): string {
   if (!s) return "";
   const { cache: _cache, conditions, ...rest } = s;

@@ -32,7 +32,7 @@ export type KeyHandler = (key: string, signal: AbortSignal) => Promise<HandlerRe
 
 export type WorkOutcome = "success" | "requeue" | "error";
 
-/** Counters and histograms (the lead wires prom-client); gauges read `stats()` at scrape time. */
+/** Counters and histograms (the controller wires them to prom-client); gauges read `stats()` at scrape time. */
 export interface WorkQueueMetrics {
   added(priority: Priority): void;
   /** Time from add (or due time, for delayed adds) until a worker took the key. */
