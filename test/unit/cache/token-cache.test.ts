@@ -153,7 +153,7 @@ describe("TokenCache: hits and misses", () => {
   });
 });
 
-describe("TokenCache: refresh (§3.3)", () => {
+describe("TokenCache: refresh", () => {
   it("honours refresh_in from the token service", async () => {
     const { cache, issue, clock } = setup();
     const result = await cache.acquire(KEY, issue(HOUR, 600));
@@ -247,7 +247,7 @@ describe("TokenCache: refresh (§3.3)", () => {
   });
 });
 
-describe("TokenCache: throttling and failures (§3.4)", () => {
+describe("TokenCache: throttling and failures", () => {
   it("honours a 429 Retry-After to the millisecond: no call 1 ms before, a call at it", async () => {
     const { cache, issue, clock } = setup();
     const old = await cache.acquire(KEY, issue());
