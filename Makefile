@@ -69,6 +69,12 @@ sync-crd: ## copy crds/ into deploy/base/crd/ (kustomize cannot load files outsi
 	cp crds/apptoken.io_apptokenrequests.yaml crds/apptoken.io_appregistrations.yaml \
 		crds/apptoken.io_clusterappregistrations.yaml deploy/base/crd/
 
+.PHONY: sync-chart
+sync-chart: ## copy crds/ and the alert rules into charts/apptoken-operator/ (Helm packages only its own directory)
+	cp crds/apptoken.io_apptokenrequests.yaml crds/apptoken.io_appregistrations.yaml \
+		crds/apptoken.io_clusterappregistrations.yaml charts/apptoken-operator/crds/
+	cp deploy/components/monitoring/apptoken.rules.yaml charts/apptoken-operator/files/
+
 .PHONY: control-plane-up
 control-plane-up: node_modules ## start a local control plane in $(CP_DIR) (KUBECONFIG=$(CP_DIR)/kubeconfig)
 	bash hack/control-plane.sh up $(CP_DIR)
