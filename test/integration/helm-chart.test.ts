@@ -460,6 +460,11 @@ describe("values", () => {
     expect(await templateFails(["--set", "leaderElection.enabled=false"])).toContain(
       "without leaderElection.enabled would all write",
     );
+    const single = await template(["--set", "leaderElection.enabled=false", "--set", "replicas=1"]);
+    expect(operatorContainer(single).args).not.toContain("--leader-elect");
+    expect(
+      single.filter((m) => m.kind === "PodDisruptionBudget" || m.metadata.name.endsWith("-leader-election")),
+    ).toEqual([]);
   });
 
   it("serviceMonitor scrapes the metrics Service; prometheusRule carries files/apptoken.rules.yaml", async () => {
@@ -518,6 +523,10 @@ describe("helm install, upgrade and uninstall on the real control plane", () => 
 
   it("installs, takes the documented CRD step, upgrades one value, and uninstalls leaving the CRDs", async () => {
     const base = ["-n", ns, "--set", `fullnameOverride=${fullname}`];
+    // Why namespace.create is off for helm install: Helm will not take over a namespace it did not create.
+    const adopt = await helm(["install", release, CHART_DIR, ...base, "--set", "namespace.create=true"]);
+    expect(adopt.code).not.toBe(0);
+    expect(adopt.stderr).toContain("exists and cannot be imported into the current release");
     const installed = await helmOk(["install", release, CHART_DIR, ...base]);
     expect(installed).toContain("STATUS: deployed");
     expect(installed).toContain(`It watches every namespace (ClusterRole ${fullname})`);
@@ -529,14 +538,16 @@ describe("helm install, upgrade and uninstall on the real control plane", () => 
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: fullname, namespace: ns }]);
     await rbac.readNamespacedRole({ name: `${fullname}-leader-election`, namespace: ns });
 
-    // The README's upgrade: CRDs first (Helm never upgrades crds/), then the release.
-    const crds = await kubectl([
-      "apply",
-      "--server-side",
-      "--force-conflicts",
-      "-f",
-      join(CHART_DIR, "crds"),
-    ]);
+    // The README's upgrade, as written there (and in NOTES.txt): CRDs first, since Helm never
+    // upgrades crds/, then the release.
+    const step = /^kubectl (apply --server-side .*)$/m.exec(
+      readFileSync(join(CHART_DIR, "README.md"), "utf8"),
+    );
+    expect(step, "the chart README's CRD upgrade command").not.toBeNull();
+    expect(readFileSync(join(CHART_DIR, "templates/NOTES.txt"), "utf8")).toContain(step![0]);
+    const crds = await kubectl(
+      step![1]!.split(" ").map((a) => (a.startsWith("charts/") ? join(REPO_ROOT, a) : a)),
+    );
     expect(crds.code, crds.stderr).toBe(0);
     expect(crds.stdout).toContain(
       "customresourcedefinition.apiextensions.k8s.io/apptokenrequests.apptoken.io",
