@@ -73,6 +73,12 @@ sync-crd: ## copy crds/ into deploy/base/crd/ (kustomize cannot load files outsi
 api-docs: node_modules ## write docs/api.md from crds/ (a unit test fails when it is stale)
 	node --import tsx hack/api-docs.ts
 
+.PHONY: sync-chart
+sync-chart: ## copy crds/ and the alert rules into charts/apptoken-operator/ (Helm packages only its own directory)
+	cp crds/apptoken.io_apptokenrequests.yaml crds/apptoken.io_appregistrations.yaml \
+		crds/apptoken.io_clusterappregistrations.yaml charts/apptoken-operator/crds/
+	cp deploy/components/monitoring/apptoken.rules.yaml charts/apptoken-operator/files/
+
 .PHONY: control-plane-up
 control-plane-up: node_modules ## start a local control plane in $(CP_DIR) (KUBECONFIG=$(CP_DIR)/kubeconfig)
 	bash hack/control-plane.sh up $(CP_DIR)
