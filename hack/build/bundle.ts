@@ -22,7 +22,7 @@ const result = await build({
   outfile,
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node24",
   format: "esm",
   sourcemap: "linked",
   // Licences go in one notices file per bundled package instead (below).
