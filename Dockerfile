@@ -10,12 +10,17 @@
 #
 # Keep the Node.js major of the build and runtime stages the same (no native modules today, but
 # the lockfile is resolved against it and the bundle targets it).
+#
+# Multi-arch (docker buildx --platform linux/amd64,linux/arm64): the deps and build stages run on
+# the builder's own platform ($BUILDPLATFORM) because the bundle is plain JavaScript, the same for
+# every architecture; the runtime stage only copies files onto the target's Node.js base, so no
+# step runs under emulation.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
-ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
 # ---- deps: every dependency, from the lockfile only -------------------------------------------
-FROM ${NODE_IMAGE} AS deps
+FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS deps
 WORKDIR /app
 ENV NODE_ENV=development \
     npm_config_fund=false \

@@ -5,6 +5,17 @@ SHELL := bash
 NPM ?= npm
 CP_DIR ?= .cache/control-plane
 
+# Every recipe runs on the Node.js major the image ships (hack/node.sh finds or fetches it and
+# prints its bin dir), whatever `node` the machine has. Goals that never start node skip the look-up.
+NO_NODE_GOALS := help image e2e-kind control-plane-down clean sync-crd shellcheck
+ifneq ($(filter-out $(NO_NODE_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+NODE_BIN := $(shell bash hack/node.sh)
+ifeq ($(NODE_BIN),)
+$(error Node.js 24 could not be found or fetched (hack/node.sh, message above))
+endif
+export PATH := $(NODE_BIN):$(PATH)
+endif
+
 .PHONY: help
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -14,8 +25,27 @@ node_modules: package-lock.json
 	@touch node_modules
 
 .PHONY: install
-install: node_modules ## install npm dependencies and find/build the control-plane binaries
+install: node_modules tools ## install npm dependencies and every tool the tests use
+
+.PHONY: tools
+tools: shellcheck ## find or build the tests' tools, cached in ~/.cache/apptoken-operator: helm, promtool, actionlint, control-plane binaries
+	bash hack/tools.sh helm >/dev/null
+	bash hack/tools.sh promtool >/dev/null
+	bash hack/tools.sh actionlint >/dev/null
 	bash hack/binaries.sh >/dev/null
+
+# The tests lint the shell scripts and workflows with shellcheck (a Debian package, not a Go tool).
+.PHONY: shellcheck
+shellcheck:
+	@if ! command -v shellcheck >/dev/null 2>&1; then \
+	  if command -v apt-get >/dev/null 2>&1 && [[ "$$(id -u)" == 0 ]]; then \
+	    echo "installing shellcheck (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; \
+	  else \
+	    echo "shellcheck is missing: install it (Debian/Ubuntu: sudo apt-get install shellcheck; macOS: brew install shellcheck)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 .PHONY: build
 build: node_modules ## typecheck src/ and bundle it with its dependencies into dist/main.js
@@ -30,7 +60,7 @@ lint: node_modules ## eslint + prettier --check
 	$(NPM) run lint
 
 .PHONY: test
-test: typecheck lint ## typecheck + lint + unit, service and integration tests (starts a real control plane)
+test: tools typecheck lint ## tools + typecheck + lint + unit, service and integration tests (starts a real control plane)
 	npx vitest run --project unit --project service --project integration
 
 .PHONY: test-chaos
@@ -42,7 +72,7 @@ test-unit: node_modules ## unit tests only (no servers)
 	npx vitest run --project unit
 
 .PHONY: test-integration
-test-integration: node_modules ## integration tests against a real kube-apiserver + etcd
+test-integration: node_modules tools ## integration tests against a real kube-apiserver + etcd
 	npx vitest run --project integration
 
 .PHONY: dev

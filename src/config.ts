@@ -27,6 +27,9 @@ export const DEFAULT_ALLOWED_TOKEN_AUDIENCES = [
   "api://AzureADTokenExchangeUSGov",
 ];
 
+/** Every level pino knows, most verbose first; "silent" turns logging off. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
 const ConfigSchema = z.object({
   kubeconfig: z.string().optional(),
   namespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")),
@@ -49,7 +52,7 @@ const ConfigSchema = z.object({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")
     .optional(),
-  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal"]),
+  logLevel: z.enum(LOG_LEVELS),
   /** Pretty logs for people at a terminal; JSON otherwise. */
   logFormat: z.enum(["json", "pretty", "auto"]),
 });
@@ -186,7 +189,7 @@ export const FLAGS: Record<string, FlagSpec> = {
     type: "string",
     default: "info",
     env: "APPTOKEN_LOG_LEVEL",
-    help: "trace|debug|info|warn|error|fatal",
+    help: LOG_LEVELS.join("|"),
   },
   "log-format": {
     key: "logFormat",

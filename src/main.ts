@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { TokenBucket, TokenCache } from "./cache/index.js";
 import { systemClock } from "./clock.js";
 import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
@@ -13,6 +13,7 @@ import { AppTokenController } from "./controller/controller.js";
 import { TokenClient, allowedHostSet, type AuthorityPolicy } from "./identity/index.js";
 import { KubeApiClient } from "./kube/api-client.js";
 import { EventRecorder } from "./kube/events.js";
+import { KubeconfigError, loadKubeConfig } from "./kube/kubeconfig.js";
 import { LeaderElector } from "./kube/leader-election.js";
 import { createKubeTransport } from "./kube/transport.js";
 import { HealthServer } from "./observability/health.js";
@@ -21,21 +22,13 @@ import { Metrics } from "./observability/metrics.js";
 
 const IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-function loadKubeConfig(config: Config): KubeConfig {
-  const kc = new KubeConfig();
-  if (config.kubeconfig) {
-    // KUBECONFIG may list several files; client-node merges them like kubectl does.
-    if (config.kubeconfig.includes(":")) kc.loadFromDefault();
-    else kc.loadFromFile(config.kubeconfig);
-  } else {
-    kc.loadFromCluster();
+function kubeConfigFor(config: Config): KubeConfig {
+  try {
+    return loadKubeConfig(config.kubeconfig);
+  } catch (e) {
+    if (e instanceof KubeconfigError) throw new ConfigError(`--kubeconfig: ${e.message}`);
+    throw e;
   }
-  if (!kc.getCurrentCluster()) {
-    throw new ConfigError(
-      "no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod",
-    );
-  }
-  return kc;
 }
 
 function leaseNamespace(config: Config): string {
@@ -53,7 +46,7 @@ function podNamespace(): string {
 }
 
 async function run(config: Config, log: Logger): Promise<number> {
-  const kc = loadKubeConfig(config);
+  const kc = kubeConfigFor(config);
   const clock = systemClock;
   const metrics = new Metrics();
   const health = new HealthServer();

@@ -22,13 +22,16 @@ const result = await build({
   outfile,
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node24",
   format: "esm",
   sourcemap: "linked",
   // Licences go in one notices file per bundled package instead (below).
   legalComments: "none",
   // Loaded only if installed (pretty logs for a person at a terminal): never bundled.
   external: ["pino-pretty"],
+  // client-node's node-fetch (whatwg-url, tr46) requires Node's built-in punycode, which Node 22+
+  // deprecates with a warning on stderr at start-up; the npm package is the same code, bundled.
+  alias: { punycode: "punycode/" },
   // Some bundled CommonJS packages call require() for Node's built-in modules.
   banner: {
     js: "import { createRequire as __apptokenCreateRequire } from 'node:module'; const require = __apptokenCreateRequire(import.meta.url);",

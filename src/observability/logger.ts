@@ -47,6 +47,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     base: { name: "apptoken-operator" },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // "level":"warn", not pino's "level":40: log pipelines and people filter on the name.
+    formatters: { level: (label: string) => ({ level: label }) },
   };
   if (pretty && !opts.destination) {
     const prettyStream = loadPrettyPrinter();

@@ -10,12 +10,14 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isBuiltin } from "node:module";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, parse, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { helpText } from "../../src/config.js";
+import { kubeconfigPath } from "../support/kube.js";
 import { CERT_APP, SECRET_APP, Scenario, TENANT } from "../support/scenario.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -233,23 +235,26 @@ describe("the shipped dist/main.js", () => {
   });
 
   it("does write pretty logs when pino-pretty can be found (so the JSON above is not chance)", async () => {
-    // NODE_PATH makes the repository's devDependency pino-pretty resolvable; a missing kubeconfig
-    // makes the operator log one fatal line and exit at once.
+    // NODE_PATH makes the repository's devDependency pino-pretty resolvable; a metrics address
+    // already taken makes the operator log one fatal line and exit at once.
+    const taken = createServer();
+    await new Promise<void>((ok) => taken.listen(0, "127.0.0.1", ok));
+    const { port } = taken.address() as AddressInfo;
     const r = await runNode(
       [
         entry,
         "--log-format",
         "pretty",
         "--kubeconfig",
-        join(dir, "no-such-kubeconfig"),
+        kubeconfigPath(),
         "--metrics-bind-address",
-        "0",
+        `127.0.0.1:${port}`,
         "--health-probe-bind-address",
         "0",
       ],
       dir,
       { NODE_PATH: join(ROOT, "node_modules") },
-    );
+    ).finally(() => taken.close());
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/FATAL: operator failed/);
     expect(r.stdout.trimStart().startsWith("{")).toBe(false);

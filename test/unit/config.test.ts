@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { TOKEN_EXCHANGE_AUDIENCES } from "../../src/api/types.js";
 import type { Config } from "../../src/config.js";
@@ -7,6 +8,7 @@ import {
   DEFAULT_ALLOWED_AUTHORITY_HOSTS,
   DEFAULT_ALLOWED_TOKEN_AUDIENCES,
   FLAGS,
+  LOG_LEVELS,
   helpText,
   loadConfig,
 } from "../../src/config.js";
@@ -61,6 +63,21 @@ describe("configuration", () => {
   ])("refuses %j with one clear line", (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
     expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+
+  it("accepts every level pino has for --log-level, and --help and the refusal name them all", () => {
+    const pinoLevels = [...Object.keys(pino.levels.values), "silent"];
+    expect([...LOG_LEVELS].sort()).toEqual(pinoLevels.sort());
+    const helpLine = helpText()
+      .split("\n")
+      .find((_, i, all) => all[i - 1]?.trim() === "--log-level string");
+    for (const level of pinoLevels) {
+      expect(load(["--log-level", level]).logLevel).toBe(level);
+      expect(load([], { APPTOKEN_LOG_LEVEL: level }).logLevel).toBe(level);
+      expect(helpLine).toContain(level);
+    }
+    expect(helpLine).toContain("trace|debug|info|warn|error|fatal|silent");
+    expect(() => loadConfig(["--log-level", "verbose"], {})).toThrow(/--log-level: .*"fatal".*"silent"/);
   });
 
   it("lists every flag with its default in --help", () => {
