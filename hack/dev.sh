@@ -10,14 +10,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-if ! command -v node >/dev/null 2>&1; then
-  echo "make dev needs Node.js >= 20.18 (https://nodejs.org/)" >&2
-  exit 1
-fi
-if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=18)?0:1)'; then
-  echo "make dev needs Node.js >= 20.18; this is $(node --version)" >&2
-  exit 1
-fi
+# The Node.js major the project runs and tests on: PATH's when it is that major, else fetched once
+# into the project's cache by hack/node.sh (which says what to do when it cannot).
+NODE_BIN="$(bash hack/node.sh)"
+export PATH="$NODE_BIN:$PATH"
 if [[ ! -d node_modules ]]; then
   echo "[dev] installing npm dependencies (npm ci)" >&2
   npm ci --no-fund --no-audit >&2
