@@ -13,7 +13,7 @@ import {
   type CredentialSnapshot,
   type RequestSnapshot,
 } from "../../../src/controller/checks.js";
-import type { UsableRegistration } from "../../../src/controller/registrations/directory.js";
+import { USABLE_REGISTRATION } from "./support.js";
 import { PermanentError } from "../../../src/identity/errors.js";
 import type { SecretProjection } from "../../../src/kube/projections.js";
 
@@ -34,16 +34,7 @@ function request(overrides: Partial<AppTokenRequest["spec"]> = {}): AppTokenRequ
   } as AppTokenRequest;
 }
 
-const REGISTRATION: UsableRegistration = {
-  ref: "ClusterAppRegistration:saas-app",
-  display: "ClusterAppRegistration saas-app",
-  spec: {
-    clientId: "6731de76-14a6-49ae-97bc-6eba6914391e",
-    cloud: "AzurePublic",
-    credential: { clientSecret: { secretRef: { name: "app-cred", key: "client-secret" } } },
-  },
-  credentialNamespace: "apptoken-system",
-};
+const REGISTRATION = USABLE_REGISTRATION;
 
 function secretOwnedBy(kind: string, name: string, uid: string): SecretProjection {
   return {

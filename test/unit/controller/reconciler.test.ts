@@ -13,6 +13,7 @@ import type { ClientCredential, TokenResponse } from "../../../src/identity/inde
 import { ThrottledError } from "../../../src/identity/index.js";
 import type { Verdict } from "../../../src/controller/registrations/app-ref-checks.js";
 import type { UsableRegistration } from "../../../src/controller/registrations/directory.js";
+import { USABLE_REGISTRATION } from "./support.js";
 import { Reconciler } from "../../../src/controller/reconcile.js";
 import { ANNOTATION } from "../../../src/controller/target-secret.js";
 import { objectKey } from "../../../src/kube/object-key.js";
@@ -28,16 +29,7 @@ const T0 = Date.parse("2026-03-01T10:00:00Z");
 const HOUR = 3_600_000;
 const KEY = "payments/graph";
 
-const REGISTRATION: UsableRegistration = {
-  ref: "ClusterAppRegistration:saas-app",
-  display: "ClusterAppRegistration saas-app",
-  spec: {
-    clientId: "6731de76-14a6-49ae-97bc-6eba6914391e",
-    cloud: "AzurePublic",
-    credential: { clientSecret: { secretRef: { name: "app-cred", key: "client-secret" } } },
-  },
-  credentialNamespace: "apptoken-system",
-};
+const REGISTRATION = USABLE_REGISTRATION;
 
 const CREDENTIAL: ClientCredential = {
   kind: "clientSecret",
