@@ -8,7 +8,7 @@ import pino from "pino";
 import { beforeEach, describe, expect, it } from "vitest";
 import { TokenCache } from "../../../src/cache/index.js";
 import { PersistedTokens } from "../../../src/cache/hydration.js";
-import { unlimited } from "../../../src/cache/token-bucket.js";
+import { unlimited } from "../../../src/rate/token-bucket.js";
 import type { ClientCredential, TokenResponse } from "../../../src/identity/index.js";
 import { ThrottledError } from "../../../src/identity/index.js";
 import type { Verdict } from "../../../src/controller/registrations/app-ref-checks.js";
