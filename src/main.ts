@@ -45,21 +45,33 @@ function podNamespace(): string {
   }
 }
 
-async function run(config: Config, log: Logger): Promise<number> {
+/** Everything the operator runs, wired from the configuration; nothing started yet. */
+interface Operator {
+  kc: KubeConfig;
+  metrics: Metrics;
+  health: HealthServer;
+  transport: ReturnType<typeof createKubeTransport>;
+  tokenClient: TokenClient;
+  cache: TokenCache;
+  controller: AppTokenController;
+  /** Set once leader election starts; every write is checked against its lease. */
+  lease: { elector: LeaderElector | undefined };
+}
+
+/** config -> clients -> controller. */
+function wire(config: Config, log: Logger): Operator {
   const kc = kubeConfigFor(config);
   const clock = systemClock;
   const metrics = new Metrics();
-  const health = new HealthServer();
   const transport = createKubeTransport(kc, { userAgent: "apptoken-operator" });
-  // With leader election, every write is checked against the lease right before it is sent.
-  let elector: LeaderElector | undefined;
+  const lease: Operator["lease"] = { elector: undefined };
   const api = new KubeApiClient({
     transport,
     clock,
     qps: config.kubeApiQps,
     burst: config.kubeApiBurst,
     onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }),
-    mayWrite: () => !config.leaderElect || elector?.holdsLease() === true,
+    mayWrite: () => !config.leaderElect || lease.elector?.holdsLease() === true,
   });
   const authority: AuthorityPolicy = {
     allowInsecureLoopback: config.allowInsecureLoopbackAuthority,
@@ -101,7 +113,11 @@ async function run(config: Config, log: Logger): Promise<number> {
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
   });
+  return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, lease };
+}
 
+/** The first SIGTERM/SIGINT drains in-flight reconciles; a second one exits at once. */
+function shutdownOnSignals(log: Logger): AbortSignal {
   const shutdown = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -115,14 +131,17 @@ async function run(config: Config, log: Logger): Promise<number> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  return shutdown.signal;
+}
 
-  health.addLiveCheck("ping", () => true);
-  health.addReadyCheck("informers", () => controller.hasSynced() || "caches not synced yet");
-  const metricsAt = await metrics.start(config.metricsBindAddress);
-  const healthAt = await health.start(config.healthProbeBindAddress);
+async function startServers(config: Config, log: Logger, o: Operator): Promise<void> {
+  o.health.addLiveCheck("ping", () => true);
+  o.health.addReadyCheck("informers", () => o.controller.hasSynced() || "caches not synced yet");
+  const metricsAt = await o.metrics.start(config.metricsBindAddress);
+  const healthAt = await o.health.start(config.healthProbeBindAddress);
   log.info(
     {
-      server: kc.getCurrentCluster()?.server,
+      server: o.kc.getCurrentCluster()?.server,
       namespaces: config.namespaces.length ? config.namespaces : "all",
       metrics: metricsAt ?? "disabled",
       health: healthAt ?? "disabled",
@@ -132,40 +151,50 @@ async function run(config: Config, log: Logger): Promise<number> {
     },
     "apptoken-operator starting",
   );
-  const sweep = setInterval(() => cache.sweep(), 60 * 60_000);
-  sweep.unref();
+}
 
+/** Reconciles while leading (or always, without leader election); the exit code. */
+async function lead(config: Config, log: Logger, o: Operator, shutdown: AbortSignal): Promise<number> {
+  if (!config.leaderElect) {
+    await o.controller.lead(shutdown);
+    return 0;
+  }
+  const elector = new LeaderElector({
+    transport: o.transport,
+    namespace: leaseNamespace(config),
+    name: config.leaderElectionId,
+    log: log.child({ component: "leader-election" }),
+    onStartedLeading: (signal) => {
+      o.metrics.isLeader.set(1);
+      return o.controller.lead(signal);
+    },
+    onStoppedLeading: () => o.metrics.isLeader.set(0),
+    onNewLeader: (identity) => log.info({ leader: identity }, "observed leader"),
+  });
+  o.lease.elector = elector;
+  // Standbys watch too: warm caches and tokens read back from Secrets make a takeover quiet.
+  void o.controller.startWatching(shutdown);
+  const outcome = await elector.run(shutdown);
+  if (outcome !== "lost") return 0;
+  // Another replica may be leading by now: exit rather than risk writing beside it.
+  log.error({}, "lost leadership; exiting so that a fresh process can campaign again");
+  return 1;
+}
+
+async function run(config: Config, log: Logger): Promise<number> {
+  const o = wire(config, log);
+  const shutdown = shutdownOnSignals(log);
+  await startServers(config, log, o);
+  const sweep = setInterval(() => o.cache.sweep(), 60 * 60_000);
+  sweep.unref();
   let code = 0;
   try {
-    if (config.leaderElect) {
-      elector = new LeaderElector({
-        transport,
-        namespace: leaseNamespace(config),
-        name: config.leaderElectionId,
-        log: log.child({ component: "leader-election" }),
-        onStartedLeading: (signal) => {
-          metrics.isLeader.set(1);
-          return controller.lead(signal);
-        },
-        onStoppedLeading: () => metrics.isLeader.set(0),
-        onNewLeader: (identity) => log.info({ leader: identity }, "observed leader"),
-      });
-      // Standbys watch too: warm caches and tokens read back from Secrets make a takeover quiet.
-      void controller.startWatching(shutdown.signal);
-      const outcome = await elector.run(shutdown.signal);
-      if (outcome === "lost") {
-        // Another replica may be leading by now: exit rather than risk writing beside it.
-        log.error({}, "lost leadership; exiting so that a fresh process can campaign again");
-        code = 1;
-      }
-    } else {
-      await controller.lead(shutdown.signal);
-    }
+    code = await lead(config, log, o, shutdown);
   } finally {
     clearInterval(sweep);
-    await controller.stop();
-    await tokenClient.close();
-    await Promise.all([metrics.stop(), health.stop()]);
+    await o.controller.stop();
+    await o.tokenClient.close();
+    await Promise.all([o.metrics.stop(), o.health.stop()]);
   }
   log.info({}, "stopped");
   return code;

@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import type { ConfidentialClientApplication } from "@azure/msal-node";
 import { cacheKeyId } from "../../src/cache/cache-key.js";
 import type { CacheKeyParts } from "../../src/cache/cache-key.js";
-import { unlimited } from "../../src/cache/token-bucket.js";
+import { unlimited } from "../../src/rate/token-bucket.js";
 import { TokenCache } from "../../src/cache/token-cache.js";
 import type { TokenResponse } from "../../src/cache/token-response.js";
 import { systemClock } from "../../src/clock.js";

@@ -14,8 +14,8 @@ export type {
 } from "./token-cache.js";
 export type { AcquireOutcome, AcquireResult, DeferReason, TokenSource } from "./acquire-result.js";
 export type { FailureSummary, ThrottleState, ThrottleStatus } from "./key-state.js";
-export { TokenBucket, unlimited } from "./token-bucket.js";
-export type { CallLimiter, TokenBucketOptions } from "./token-bucket.js";
+export { TokenBucket, unlimited } from "../rate/token-bucket.js";
+export type { CallLimiter, TokenBucketOptions } from "../rate/token-bucket.js";
 export { REFRESH_FLOOR_MS, latestRefreshAt, refreshSchedule } from "./refresh-schedule.js";
 export type { RefreshBasis, RefreshPlan, RefreshScheduleInput } from "./refresh-schedule.js";
 export {

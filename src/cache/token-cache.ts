@@ -9,7 +9,7 @@ import type { BackoffPolicies } from "./backoff.js";
 import { NO_THROTTLE, newKeyState, summarizeFailure } from "./key-state.js";
 import type { KeyState, ThrottleStatus } from "./key-state.js";
 import { latestRefreshAt, refreshSchedule } from "./refresh-schedule.js";
-import type { CallLimiter } from "./token-bucket.js";
+import type { CallLimiter } from "../rate/token-bucket.js";
 import type { CachedToken, TokenResponse } from "./token-response.js";
 
 /** Calls the token service for one key; throws the identity module's error classes. */

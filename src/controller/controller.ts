@@ -203,7 +203,7 @@ export class AppTokenController {
       log: o.log,
       authority: o.authority,
       persisted: this.persisted,
-      enqueue: (k, p) => this.queue.add(k, p),
+      enqueue: (k, p) => this.enqueue(k, p),
     });
     this.registrationReconciler = new RegistrationReconciler({
       clock: o.clock,
@@ -266,7 +266,7 @@ export class AppTokenController {
     this.leading = true;
     this.collecting = false;
     for (const key of this.requests.keys())
-      this.queue.add(key, this.neverSynced(this.requests.getByKey(key)) ? "high" : "low");
+      this.enqueue(key, this.neverSynced(this.requests.getByKey(key)) ? "high" : "low");
     this.queue.run((key, s) => this.reconciler.reconcile(key, s), { concurrency: this.o.concurrency });
     for (const informer of [this.appRegistrations, this.clusterAppRegistrations])
       for (const key of informer.keys()) {
@@ -295,6 +295,7 @@ export class AppTokenController {
     await Promise.all([...this.informers().map((i) => i.stop()), this.credentialSecrets.stop()]);
   }
 
+  /** The one way request keys enter the queue: a standby replica queues nothing. */
   private enqueue(key: string, priority: Priority): void {
     if (this.leading) this.queue.add(key, priority);
   }
@@ -313,7 +314,7 @@ export class AppTokenController {
   private registrationChanged(ref: string): void {
     if (!this.leading) return;
     if (this.ownsStatus(ref)) this.registrationQueue.add(ref, "high");
-    for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.queue.add(key, "high");
+    for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.enqueue(key, "high");
   }
 
   /**

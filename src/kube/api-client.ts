@@ -4,7 +4,7 @@
  * verb and resource for metrics and the benchmarks. Watches are not paced, as in client-go.
  */
 import type { Clock } from "../clock.js";
-import { TokenBucket } from "../cache/token-bucket.js";
+import { TokenBucket } from "../rate/token-bucket.js";
 import {
   objectPath,
   collectionPath,

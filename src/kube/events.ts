@@ -5,7 +5,7 @@
  * flood the API (client-go's EventCorrelator does the same job).
  */
 import { randomBytes } from "node:crypto";
-import { TokenBucket } from "../cache/token-bucket.js";
+import { TokenBucket } from "../rate/token-bucket.js";
 import type { Clock } from "../clock.js";
 import type { KubeApiClient } from "./api-client.js";
 

@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import { TokenBucket } from "../rate/token-bucket.js";
 
 /**
  * How long a failed key waits before it is handed out again. Same contract as client-go's
@@ -39,28 +40,20 @@ export class ExponentialFailureRateLimiter implements RateLimiter {
 /**
  * One bucket for all keys (golang.org/x/time/rate reservations, as client-go's BucketRateLimiter):
  * each failure reserves the next token, so a burst of failures is spread out at `qps` instead of
- * hammering the API server all at once.
+ * hammering the API server all at once. The same bucket type paces writes, Events and token calls.
  */
 export class TokenBucketRateLimiter implements RateLimiter {
-  private tokens: number;
-  private last: number;
+  private readonly bucket: TokenBucket;
   constructor(
-    private readonly qps: number,
-    private readonly burst: number,
+    qps: number,
+    burst: number,
     private readonly clock: Clock,
   ) {
     if (!(qps > 0) || !(burst >= 1)) throw new Error(`invalid token bucket: ${qps} qps, burst ${burst}`);
-    this.tokens = burst;
-    this.last = clock.now();
+    this.bucket = new TokenBucket({ ratePerSecond: qps, burst: Math.floor(burst), clock });
   }
   when(): number {
-    const now = this.clock.now();
-    if (now > this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
-      this.last = now;
-    }
-    this.tokens -= 1;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.qps);
+    return Math.max(0, this.bucket.reserve() - this.clock.now());
   }
   forget(): void {}
   retries(): number {

@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
 import { MIN_RETRY_DELAY_MS } from "../../../src/cache/backoff.js";
 import { REFRESH_FLOOR_MS } from "../../../src/cache/refresh-schedule.js";
-import { TokenBucket, unlimited } from "../../../src/cache/token-bucket.js";
-import type { CallLimiter } from "../../../src/cache/token-bucket.js";
+import { TokenBucket, unlimited } from "../../../src/rate/token-bucket.js";
+import type { CallLimiter } from "../../../src/rate/token-bucket.js";
 import { DEFAULT_EXPIRY_SKEW_MS, TokenCache } from "../../../src/cache/token-cache.js";
 import type { TokenCacheOptions, TokenFetch } from "../../../src/cache/token-cache.js";
 import type { TokenResponse } from "../../../src/cache/token-response.js";

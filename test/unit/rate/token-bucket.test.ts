@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { TokenBucket } from "../../../src/cache/token-bucket.js";
+import { TokenBucket } from "../../../src/rate/token-bucket.js";
 import { FakeClock } from "../../support/fake-clock.js";
 
 describe("TokenBucket", () => {

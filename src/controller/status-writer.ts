@@ -1,0 +1,139 @@
+/**
+ * Writes a request's status when something a person would want to see changed, records the Event
+ * that goes with a change of Ready reason, and logs the outcome at a level that scales to 10^5
+ * requests.
+ */
+import type { Logger } from "pino";
+import type { AppTokenRequestStatus } from "../api/types.js";
+import { API_VERSION, KIND } from "../api/types.js";
+import type { Clock } from "../clock.js";
+import type { KubeApiClient } from "../kube/api-client.js";
+import type { EventRecorder } from "../kube/events.js";
+import { isNotFound } from "../kube/transport.js";
+import type { RawObject } from "../kube/types.js";
+import type { Metrics } from "../observability/metrics.js";
+import { findCondition } from "./conditions.js";
+import type { Outcome } from "./outcomes.js";
+import { desiredStatus, statusChange, statusPatch } from "./status.js";
+import { iso } from "./target-secret.js";
+
+/** What the reconciler remembers of a request's status between reconciles. */
+export interface StatusMemo {
+  hits: number;
+  misses: number;
+  /** The last status this process wrote: the informer's copy may lag behind our own write. */
+  lastStatus: AppTokenRequestStatus | undefined;
+  /**
+   * The resourceVersion that write produced: once the informer holds it, lastStatus is a copy of the
+   * informer's status and is dropped (about 650 bytes per request, kept 10^5 times otherwise).
+   */
+  writtenRv: string | undefined;
+}
+
+export interface StatusWriterDeps {
+  clock: Clock;
+  api: Pick<KubeApiClient, "patchRequestStatus">;
+  events: Pick<EventRecorder, "record">;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** The status as this process knows it: its own last write, else the informer's copy. */
+export function knownStatus(memo: StatusMemo, obj: RawObject): AppTokenRequestStatus | undefined {
+  return memo.lastStatus ?? (obj as { status?: AppTokenRequestStatus }).status;
+}
+
+/**
+ * The informer now holds `obj`. Once that is the version our last status write produced, the
+ * memo's copy of the status is redundant: drop it and read the informer's from then on.
+ */
+export function statusObserved(memo: StatusMemo | undefined, obj: RawObject): void {
+  if (memo?.writtenRv !== undefined && obj.metadata.resourceVersion === memo.writtenRv) {
+    memo.lastStatus = undefined;
+    memo.writtenRv = undefined;
+  }
+}
+
+export class StatusWriter {
+  constructor(private readonly d: StatusWriterDeps) {}
+
+  /**
+   * Writes the status `o` implies if it differs in a way a person would see. Returns false when the
+   * request was deleted meanwhile. `latest` reads the informer's copy after the write (the watch
+   * may have delivered our write before the response came back).
+   */
+  async write(
+    obj: RawObject,
+    memo: StatusMemo,
+    secretName: string | undefined,
+    o: Outcome,
+    latest: () => RawObject | undefined,
+  ): Promise<boolean> {
+    const current = knownStatus(memo, obj);
+    const desired = desiredStatus({
+      previous: current,
+      generation: obj.metadata.generation,
+      secretName,
+      token: o.token,
+      throttle: o.acquire?.throttle,
+      ready: o.ready,
+      hits: memo.hits,
+      misses: memo.misses,
+      now: this.d.clock.now(),
+    });
+    // Counter-only changes are never written on their own: they ride along with the next write a
+    // person would want (a refresh, an error), so a resync of 10^5 requests writes nothing.
+    if (statusChange(current, desired) !== "changed") return true;
+    const ns = obj.metadata.namespace ?? "";
+    const name = obj.metadata.name ?? "";
+    let written: RawObject | undefined;
+    try {
+      written = await this.d.api.patchRequestStatus(ns, name, statusPatch(current, desired));
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+    memo.lastStatus = desired;
+    memo.writtenRv = written?.metadata?.resourceVersion;
+    const cached = latest();
+    if (cached) statusObserved(memo, cached);
+    const previousReady = findCondition(current?.conditions, "Ready");
+    // Events mark what a person looks for in `kubectl describe`: the Secret's creation and each
+    // change of Ready reason, not every status write.
+    if (o.event && (previousReady?.reason !== o.ready.reason || o.event.reason === "Issued")) {
+      this.d.events.record(
+        { apiVersion: API_VERSION, kind: KIND, namespace: ns, name, uid: obj.metadata.uid },
+        o.event.type,
+        o.event.reason,
+        o.event.message,
+      );
+    }
+    if (o.ready.status === "False") this.d.metrics.reconcileErrors.inc({ reason: o.ready.reason });
+    this.logOutcome(obj, o, previousReady?.reason);
+    return true;
+  }
+
+  /**
+   * Failures at warn; a token from the identity provider (one line per call, not per request that
+   * shares it) and a change of Ready reason at info; a routine refresh from the cache at debug, so
+   * that 10^5 requests refreshing do not write 10^5 info lines an hour.
+   */
+  private logOutcome(obj: RawObject, o: Outcome, previousReason: string | undefined): void {
+    const fields = {
+      request: `${obj.metadata.namespace}/${obj.metadata.name}`,
+      ready: o.ready.status,
+      reason: o.ready.reason,
+      ...(o.token
+        ? { expiresAt: iso(o.token.expiresAt), refreshAt: iso(o.token.refreshAt), source: o.token.source }
+        : {}),
+      ...(o.acquire ? { outcome: o.acquire.outcome, throttle: o.acquire.throttle.state } : {}),
+    };
+    if (o.ready.status === "False")
+      this.d.log.warn({ ...fields, detail: o.ready.message }, "request not ready");
+    else if (o.ready.reason !== "TokenIssued")
+      this.d.log.warn({ ...fields, detail: o.ready.message }, "refresh failing, old token kept");
+    else if (o.acquire?.outcome === "Fetched" || previousReason !== o.ready.reason)
+      this.d.log.info(fields, "token in place");
+    else this.d.log.debug(fields, "token in place");
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * The Reconciler over its ports: the informers' stores, the token cache and the clock are the real
+ * ones; the Kubernetes writes, the credential, the registration directory and the token service are
+ * small in-memory implementations of the narrow interfaces the Reconciler takes. The Kubernetes API
+ * itself is exercised by the integration tests.
+ */
+import pino from "pino";
+import { beforeEach, describe, expect, it } from "vitest";
+import { TokenCache } from "../../../src/cache/index.js";
+import { PersistedTokens } from "../../../src/cache/hydration.js";
+import { unlimited } from "../../../src/rate/token-bucket.js";
+import type { ClientCredential, TokenResponse } from "../../../src/identity/index.js";
+import { ThrottledError } from "../../../src/identity/index.js";
+import type { Verdict } from "../../../src/controller/registrations/app-ref-checks.js";
+import type { UsableRegistration } from "../../../src/controller/registrations/directory.js";
+import { USABLE_REGISTRATION } from "./support.js";
+import { Reconciler } from "../../../src/controller/reconcile.js";
+import { ANNOTATION } from "../../../src/controller/target-secret.js";
+import { objectKey } from "../../../src/kube/object-key.js";
+import { projectSecret, type SecretProjection } from "../../../src/kube/projections.js";
+import { TARGET_SECRET_INDEX, targetSecretKeys } from "../../../src/kube/request-indexes.js";
+import { IndexedStore } from "../../../src/kube/store.js";
+import { KubeApiError } from "../../../src/kube/transport.js";
+import type { RawObject } from "../../../src/kube/types.js";
+import { secretDataDigest } from "../../../src/controller/target-secret.js";
+import { Metrics } from "../../../src/observability/metrics.js";
+
+const T0 = Date.parse("2026-03-01T10:00:00Z");
+const HOUR = 3_600_000;
+const KEY = "payments/graph";
+
+const REGISTRATION = USABLE_REGISTRATION;
+
+const CREDENTIAL: ClientCredential = {
+  kind: "clientSecret",
+  fingerprint: "sha256:credential-1",
+  formFields: () => Promise.resolve({ client_secret: "not-used-here" }),
+};
+
+function request(annotations?: Record<string, string>): RawObject {
+  return {
+    apiVersion: "apptoken.io/v1alpha1",
+    kind: "AppTokenRequest",
+    metadata: {
+      name: "graph",
+      namespace: "payments",
+      uid: "uid-graph",
+      generation: 1,
+      resourceVersion: "1",
+      creationTimestamp: new Date(T0 - HOUR).toISOString(),
+      ...(annotations ? { annotations } : {}),
+    },
+    spec: {
+      appRef: { kind: "ClusterAppRegistration", name: "saas-app" },
+      tenantId: "contoso.onmicrosoft.com",
+      scope: "https://graph.microsoft.com/.default",
+    },
+  };
+}
+
+/** The Kubernetes writes the Reconciler makes, kept in memory and recorded in order. */
+class KubeWrites {
+  readonly secrets = new Map<string, RawObject>();
+  readonly log: string[] = [];
+  readonly statuses: Record<string, unknown>[] = [];
+  private rv = 100;
+
+  createSecret(body: RawObject): Promise<RawObject> {
+    const key = objectKey(body.metadata.namespace, body.metadata.name ?? "");
+    this.log.push(`create ${key}`);
+    if (this.secrets.has(key)) return Promise.reject(status(409, "AlreadyExists"));
+    return Promise.resolve(this.store(key, body));
+  }
+
+  replaceSecret(body: RawObject): Promise<RawObject> {
+    const key = objectKey(body.metadata.namespace, body.metadata.name ?? "");
+    this.log.push(`replace ${key}`);
+    const current = this.secrets.get(key);
+    if (!current) return Promise.reject(status(404, "NotFound"));
+    if (current.metadata.resourceVersion !== body.metadata.resourceVersion)
+      return Promise.reject(status(409, "Conflict"));
+    return Promise.resolve(this.store(key, body));
+  }
+
+  getSecret(namespace: string, name: string): Promise<RawObject> {
+    this.log.push(`get ${namespace}/${name}`);
+    const s = this.secrets.get(objectKey(namespace, name));
+    return s ? Promise.resolve(structuredClone(s)) : Promise.reject(status(404, "NotFound"));
+  }
+
+  getSecretMetadata(namespace: string, name: string): Promise<RawObject> {
+    this.log.push(`getMetadata ${namespace}/${name}`);
+    const s = this.secrets.get(objectKey(namespace, name));
+    return s
+      ? Promise.resolve({ metadata: structuredClone(s.metadata) })
+      : Promise.reject(status(404, "NotFound"));
+  }
+
+  patchRequestStatus(namespace: string, name: string, patch: Record<string, unknown>): Promise<RawObject> {
+    this.log.push(`status ${namespace}/${name}`);
+    this.statuses.push(patch);
+    return Promise.resolve({ metadata: { namespace, name, resourceVersion: String(++this.rv) } });
+  }
+
+  writes(): string[] {
+    return this.log.filter((l) => !l.startsWith("get"));
+  }
+
+  private store(key: string, body: RawObject): RawObject {
+    const stored = {
+      ...structuredClone(body),
+      metadata: { ...structuredClone(body.metadata), resourceVersion: String(++this.rv) },
+    };
+    this.secrets.set(key, stored);
+    return structuredClone(stored);
+  }
+}
+
+function status(code: number, reason: string): KubeApiError {
+  return new KubeApiError("TEST", "/api", code, { reason, message: reason });
+}
+
+function decode(secret: RawObject | undefined, k: string): string | undefined {
+  const v = (secret?.data as Record<string, string> | undefined)?.[k];
+  return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");
+}
+
+class Harness {
+  now = T0;
+  readonly clock = { now: () => this.now };
+  readonly requests = new IndexedStore<RawObject>();
+  readonly managedSecrets = new IndexedStore<SecretProjection>();
+  readonly kube = new KubeWrites();
+  readonly events: { reason: string; type: string }[] = [];
+  readonly enqueued: string[] = [];
+  tokenCalls = 0;
+  lookup: { ok: true; registration: UsableRegistration } | { ok: false; verdict: Verdict } = {
+    ok: true,
+    registration: REGISTRATION,
+  };
+  answer: () => Promise<TokenResponse> = () => {
+    const issuedAt = this.now;
+    return Promise.resolve({
+      accessToken: `token-${this.tokenCalls}`,
+      tokenType: "Bearer",
+      issuedAt,
+      expiresAt: issuedAt + HOUR,
+    });
+  };
+  readonly cache = new TokenCache({ clock: this.clock, limiter: unlimited, random: () => 0.5 });
+  readonly reconciler: Reconciler;
+
+  constructor() {
+    this.requests.addIndex(TARGET_SECRET_INDEX, targetSecretKeys);
+    this.reconciler = new Reconciler({
+      clock: this.clock,
+      requests: { getByKey: (k) => this.requests.get(k), indexKeys: (i, v) => this.requests.indexKeys(i, v) },
+      managedSecrets: { getByKey: (k) => this.managedSecrets.get(k) },
+      credentials: { resolve: () => Promise.resolve(CREDENTIAL) },
+      registrations: { lookup: () => this.lookup },
+      cache: this.cache,
+      tokenClient: {
+        requestToken: () => {
+          this.tokenCalls++;
+          return this.answer();
+        },
+      },
+      api: this.kube,
+      events: {
+        record: (_target, type, reason) => this.events.push({ type, reason }),
+        forget: () => undefined,
+      },
+      metrics: new Metrics(),
+      log: pino({ level: "silent" }),
+      authority: { allowInsecureLoopback: false, allowedHosts: new Set(["login.microsoftonline.com:443"]) },
+      persisted: new PersistedTokens(),
+      enqueue: (k) => this.enqueued.push(k),
+    });
+  }
+
+  apply(obj: RawObject): void {
+    this.requests.set(objectKey(obj.metadata.namespace, obj.metadata.name ?? ""), obj);
+  }
+
+  /** The Secret informer delivers what the API holds, as its transform projects it. */
+  secretsObserved(): void {
+    for (const [key, raw] of this.kube.secrets) {
+      const projection = projectSecret(raw);
+      projection.dataDigest = secretDataDigest(raw.data);
+      this.managedSecrets.set(key, projection);
+      this.reconciler.secretObserved(key);
+    }
+  }
+
+  reconcile(key = KEY) {
+    return this.reconciler.reconcile(key, new AbortController().signal);
+  }
+
+  lastStatus(): { conditions?: { type: string; status: string; reason: string }[]; [k: string]: unknown } {
+    return (this.kube.statuses.at(-1) ?? {}) as never;
+  }
+
+  ready() {
+    return this.lastStatus().conditions?.find((c) => c.type === "Ready");
+  }
+}
+
+let h: Harness;
+beforeEach(() => {
+  h = new Harness();
+});
+
+describe("Reconciler", () => {
+  it("creates the Secret for a new request and reports Ready=True with an Issued Event", async () => {
+    h.apply(request());
+    const result = await h.reconcile();
+
+    expect(h.tokenCalls).toBe(1);
+    expect(h.kube.writes()).toEqual([`create ${KEY}`, `status ${KEY}`]);
+    const secret = h.kube.secrets.get(KEY);
+    expect(decode(secret, "access_token")).toBe("token-1");
+    expect(secret?.metadata.ownerReferences?.[0]).toMatchObject({
+      kind: "AppTokenRequest",
+      uid: "uid-graph",
+      controller: true,
+    });
+    expect(h.ready()).toMatchObject({ status: "True", reason: "TokenIssued" });
+    expect(h.lastStatus()).toMatchObject({ secretName: "graph", tokenSource: "IdentityProvider" });
+    expect(h.events).toEqual([{ type: "Normal", reason: "Issued" }]);
+    // Looked at again when the token is due for refresh: about half its lifetime, never past expiry.
+    expect(result?.requeueAfterMs).toBeGreaterThan(0);
+    expect(result?.requeueAfterMs).toBeLessThan(HOUR);
+  });
+
+  it("writes nothing on a cache hit that changes nothing", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.secretsObserved();
+    const before = h.kube.log.length;
+    h.now += 60_000;
+
+    await h.reconcile();
+
+    expect(h.tokenCalls).toBe(1);
+    expect(h.kube.log.slice(before)).toEqual([]);
+  });
+
+  it("gives the token of a shared cache key to a second request without a call, and fans a new token out", async () => {
+    h.apply(request());
+    const other = request();
+    other.metadata = { ...other.metadata, namespace: "billing", uid: "uid-billing" };
+    h.apply(other);
+    await h.reconcile();
+    expect(h.enqueued).toEqual([]);
+    await h.reconcile("billing/graph");
+
+    expect(h.tokenCalls).toBe(1);
+    expect(decode(h.kube.secrets.get("billing/graph"), "access_token")).toBe("token-1");
+  });
+
+  it("writes only status when a check refuses", async () => {
+    h.lookup = {
+      ok: false,
+      verdict: { reason: "TenantNotAllowed", message: "tenant contoso is not allowed" },
+    };
+    h.apply(request());
+
+    const result = await h.reconcile();
+
+    expect(h.tokenCalls).toBe(0);
+    expect(h.kube.writes()).toEqual([`status ${KEY}`]);
+    expect(h.ready()).toMatchObject({ status: "False", reason: "TenantNotAllowed" });
+    expect(h.events).toEqual([{ type: "Warning", reason: "TenantNotAllowed" }]);
+    expect(result).toEqual({ requeueAfterMs: 5 * 60_000 });
+  });
+
+  it("refuses an invalid spec without looking anything up", async () => {
+    const bad = request();
+    (bad.spec as { scope: string }).scope = "https://graph.microsoft.com/User.Read";
+    h.apply(bad);
+
+    const result = await h.reconcile();
+
+    expect(h.tokenCalls).toBe(0);
+    expect(h.ready()).toMatchObject({ status: "False", reason: "InvalidSpec" });
+    expect(result).toBeUndefined();
+  });
+
+  it("never overwrites a Secret of that name it does not own, and never reads its data", async () => {
+    h.kube.secrets.set(KEY, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "graph", namespace: "payments", resourceVersion: "7" },
+      data: { password: Buffer.from("someone else's").toString("base64") },
+    });
+    h.apply(request());
+
+    const result = await h.reconcile();
+
+    expect(h.kube.log).toEqual([`create ${KEY}`, `getMetadata ${KEY}`, `status ${KEY}`]);
+    expect(h.ready()).toMatchObject({ status: "False", reason: "SecretConflict" });
+    expect(decode(h.kube.secrets.get(KEY), "password")).toBe("someone else's");
+    expect(result).toEqual({ requeueAfterMs: 5 * 60_000 });
+  });
+
+  it("looks again at the time Retry-After names when the token service throttles", async () => {
+    const retryAt = T0 + 120_000;
+    h.answer = () =>
+      Promise.reject(
+        new ThrottledError("AADSTS50196: loop detected", { reason: "Throttled", aadsts: "50196", retryAt }),
+      );
+    h.apply(request());
+
+    const result = await h.reconcile();
+
+    expect(h.tokenCalls).toBe(1);
+    expect(h.kube.writes()).toEqual([`status ${KEY}`]);
+    expect(h.ready()).toMatchObject({ status: "False", reason: "Throttled" });
+    expect(h.lastStatus().throttle).toMatchObject({
+      state: "Throttled",
+      retryAfter: new Date(retryAt).toISOString(),
+    });
+    expect(result).toEqual({ requeueAfterMs: 120_000 });
+
+    h.now = retryAt - 1;
+    await h.reconcile();
+    expect(h.tokenCalls).toBe(1);
+  });
+
+  it("fetches a new token for a new force-refresh value, records it on the Secret, and acts on it once", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.secretsObserved();
+    h.now += 60_000;
+
+    h.apply(request({ [ANNOTATION.forceRefresh]: "2026-03-01T10:01:00Z" }));
+    await h.reconcile();
+
+    expect(h.tokenCalls).toBe(2);
+    const secret = h.kube.secrets.get(KEY);
+    expect(decode(secret, "access_token")).toBe("token-2");
+    expect(secret?.metadata.annotations?.[ANNOTATION.forceRefresh]).toBe("2026-03-01T10:01:00Z");
+
+    h.secretsObserved();
+    h.now += 60_000;
+    await h.reconcile();
+    expect(h.tokenCalls).toBe(2);
+  });
+
+  it("lets go of a deleted request's cache key only after the grace period", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.requests.delete(KEY);
+    await h.reconcile();
+
+    expect(h.reconciler.releaseForgotten()).toBe(0);
+    h.now += 5 * 60_000;
+    expect(h.reconciler.releaseForgotten()).toBe(1);
+  });
+});
