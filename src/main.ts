@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
 import { TokenBucket, TokenCache } from "./cache/index.js";
+import { SharedTierTokenCache, startSharedTier, type RunningTier } from "./cache/shared-tier/index.js";
 import { systemClock } from "./clock.js";
 import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
 import { AppTokenController } from "./controller/controller.js";
@@ -78,14 +79,27 @@ async function run(config: Config, log: Logger): Promise<number> {
     allowInsecureLoopback: authority.allowInsecureLoopback,
     allowedAuthorityHosts: authority.allowedHosts,
   });
-  const cache = new TokenCache({
+  const cacheOptions = {
     clock,
     limiter: new TokenBucket({
       ratePerSecond: config.tokenRequestsPerSecond,
       burst: Math.max(1, Math.ceil(config.tokenRequestsPerSecond)),
       clock,
     }),
-  });
+  };
+  // The fleet tier, when configured, sits between this cache and the token service.
+  const fleet: RunningTier | undefined = config.sharedCacheUrl
+    ? await startSharedTier(
+        { ...config, sharedCacheUrl: config.sharedCacheUrl },
+        {
+          clock,
+          log: log.child({ component: "fleet-tier" }),
+          registry: metrics.registry,
+          readSecretData: async (ns, name) => (await api.getSecret(ns, name)).data as Record<string, string>,
+        },
+      )
+    : undefined;
+  const cache = fleet ? new SharedTierTokenCache(cacheOptions, fleet.tier) : new TokenCache(cacheOptions);
   const events = new EventRecorder({
     api,
     clock,
@@ -172,6 +186,7 @@ async function run(config: Config, log: Logger): Promise<number> {
     clearInterval(sweep);
     await controller.stop();
     await tokenClient.close();
+    await fleet?.close();
     await Promise.all([metrics.stop(), health.stop()]);
   }
   log.info({}, "stopped");

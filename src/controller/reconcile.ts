@@ -368,9 +368,7 @@ export class Reconciler {
     const previousIssuedAt = existing?.metadata.annotations?.[ANNOTATION.issuedAt];
     const tokenChanged = previousIssuedAt !== iso(token.issuedAt);
     const source: TokenSource = tokenChanged
-      ? result.source === "IdentityProvider"
-        ? "IdentityProvider"
-        : "Cache"
+      ? (result.source ?? "Cache")
       : (memo.lastStatus?.tokenSource ?? req.status?.tokenSource ?? result.source ?? "Cache");
 
     const ready = this.readyWithToken(result, token.expiresAt, source);
@@ -556,7 +554,7 @@ export class Reconciler {
   }
 
   private count(memo: RequestMemo, result: AcquireResult): void {
-    if (result.outcome === "Hit" || result.outcome === "Shared") {
+    if (result.outcome === "Hit" || result.outcome === "Shared" || result.source === "SharedCache") {
       memo.hits++;
       this.d.metrics.cacheHits.inc();
     } else if (result.outcome === "Fetched") {
