@@ -189,12 +189,35 @@ describe("the fleet tier", () => {
     const sleep = vi.fn(async () => undefined);
     const call = vi.fn(async (locked: boolean) => (locked ? "locked" : "unlocked"));
     const got = await lockedCall(
-      { tryLock: async () => true, look: async () => ({ kind: "Nothing" }), call },
+      {
+        tryLock: async () => true,
+        look: async () => ({ kind: "Nothing" }),
+        call,
+        release: async () => undefined,
+      },
       clock,
       sleep,
     );
     expect(got).toBe("locked");
     expect(sleep).not.toHaveBeenCalled();
+  });
+
+  it("a lock freed by a winner that just published: the token is found under the lock, no call", async () => {
+    const f = fleet();
+    const address = addressOf(f.keys, KEY_ID);
+    const winnerToken = tokenIssuedNow(f.clock, HOUR);
+    await f.store.write(address, sealToken(f.keys, address, winnerToken), HOUR);
+    // The first look raced the winner's write: it saw nothing, and by the SET NX the lock was free.
+    vi.spyOn(f.store, "read").mockResolvedValueOnce({ sealed: undefined, throttle: undefined });
+    const b = f.operator();
+    const fetch = f.issue();
+    const got = await b.tier.fetch(KEY_ID, fetch);
+    expect(fetch).not.toHaveBeenCalled();
+    expect(got.accessToken).toBe(winnerToken.accessToken);
+    expect([...f.store.values.keys()].some((k) => k.endsWith(":lock"))).toBe(false);
+    expect(
+      await metric(b.registry, "apptoken_shared_cache_lock_outcomes_total", { outcome: "LateHit" }),
+    ).toBe(1);
   });
 
   it("shares a throttle verdict: no operator calls for that key before Retry-After", async () => {
@@ -302,7 +325,7 @@ describe("the fleet tier", () => {
         op: "read",
         result: "unreadable",
       }),
-    ).toBe(1);
+    ).toBe(2); // the first look, and the one under the lock
     const again = f.issue();
     expect((await f.operator().tier.fetch(KEY_ID, again)).source).toBe("SharedCache");
     expect(again).not.toHaveBeenCalled();

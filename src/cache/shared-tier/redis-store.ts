@@ -26,6 +26,8 @@ export interface RedisStoreOptions {
   ca?: string | undefined;
   /** Connection-level trouble (refused, reset, auth): for the tier's health, never carries a secret. */
   onConnectionError?: ((message: string) => void) | undefined;
+  /** The connection is (again) ready for commands. */
+  onReady?: (() => void) | undefined;
 }
 
 type Client = ReturnType<typeof createClient>;
@@ -53,6 +55,7 @@ export class RedisStore implements SharedStore {
     });
     // Without a listener an 'error' event would end the process; the message never holds the password.
     this.client.on("error", (e: unknown) => o.onConnectionError?.(describe(e)));
+    this.client.on("ready", () => o.onReady?.());
   }
 
   /** Starts connecting in the background; never waits for Redis. */
@@ -77,8 +80,12 @@ export class RedisStore implements SharedStore {
     return `${this.prefix}{${address}}:${kind}`;
   }
 
-  private send<T>(args: string[]): Promise<T> {
+  private async send<T>(args: string[]): Promise<T> {
     if (!this.client.isOpen) this.start();
+    // Right after start the first connection may still be on its way: give it one deadline rather
+    // than calling the store down before it ever had a chance.
+    if (!this.client.isReady && this.connecting !== undefined)
+      await settledWithin(this.connecting, this.timeout);
     return this.client.sendCommand<T>(args, { timeout: this.timeout });
   }
 
@@ -119,6 +126,17 @@ export class RedisStore implements SharedStore {
 /** Reads --shared-cache-password-file; a trailing newline (echo > file) is not part of the password. */
 export function readPasswordFile(path: string): string {
   return readFileSync(path, "utf8").replace(/\r?\n$/, "");
+}
+
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 function describe(e: unknown): string {

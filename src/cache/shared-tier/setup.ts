@@ -42,6 +42,7 @@ export async function startSharedTier(flags: SharedTierFlags, deps: SharedTierDe
     password,
     // Called on connection events, after `tier` below exists.
     onConnectionError: (message) => tier.connectionFailed(message),
+    onReady: () => tier.connectionReady(),
   });
   const tier = new SharedTier({
     store,

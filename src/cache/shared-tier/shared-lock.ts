@@ -31,6 +31,8 @@ export interface LockedCallSteps<T> {
   look(): Promise<Look<T>>;
   /** Called when this caller holds the lock (or gave up waiting, `locked` false): the real call. */
   call(locked: boolean): Promise<T>;
+  /** Lets go of a lock this caller took but does not need (best effort, never rejects). */
+  release(): Promise<void>;
 }
 
 export type LockedCallOutcome =
@@ -40,6 +42,8 @@ export type LockedCallOutcome =
   | "Waited"
   /** Waited, the lock lapsed, took it over and called. */
   | "TookOver"
+  /** Took the lock just after the previous holder released it, and found its result: no call. */
+  | "LateHit"
   /** Waited in vain for maxWaitMs and called without the lock. */
   | "GaveUp";
 
@@ -54,10 +58,7 @@ export async function lockedCall<T>(
   timings: LockTimings = DEFAULT_LOCK_TIMINGS,
   onOutcome?: (outcome: LockedCallOutcome) => void,
 ): Promise<T> {
-  if (await steps.tryLock()) {
-    onOutcome?.("Won");
-    return steps.call(true);
-  }
+  if (await steps.tryLock()) return callOrLateHit(steps, "Won", onOutcome);
   const deadline = clock.now() + timings.maxWaitMs;
   for (;;) {
     const left = deadline - clock.now();
@@ -71,9 +72,32 @@ export async function lockedCall<T>(
       onOutcome?.("Waited");
       return seen.value;
     }
-    if (await steps.tryLock()) {
-      onOutcome?.("TookOver");
-      return steps.call(true);
-    }
+    if (await steps.tryLock()) return callOrLateHit(steps, "TookOver", onOutcome);
   }
+}
+
+/**
+ * A free lock does not mean nobody called: its holder may have published and released it between
+ * our last look and our SET NX. One more look under the lock tells; without it every such race
+ * is a second call for the key.
+ */
+async function callOrLateHit<T>(
+  steps: LockedCallSteps<T>,
+  outcome: "Won" | "TookOver",
+  onOutcome: ((outcome: LockedCallOutcome) => void) | undefined,
+): Promise<T> {
+  let seen: Look<T>;
+  try {
+    seen = await steps.look();
+  } catch (e) {
+    await steps.release();
+    throw e;
+  }
+  if (seen.kind === "Found") {
+    await steps.release();
+    onOutcome?.("LateHit");
+    return seen.value;
+  }
+  onOutcome?.(outcome);
+  return steps.call(true);
 }

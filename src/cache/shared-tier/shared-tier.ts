@@ -143,6 +143,7 @@ export class SharedTier {
           return { kind: "Nothing" };
         },
         call: (locked) => this.callAndPublish(address, fetch, locked ? fencing : undefined),
+        release: () => this.bestEffort("unlock", () => this.o.store.unlock(address, fencing)),
       },
       this.o.clock,
       this.sleep,
@@ -241,6 +242,14 @@ export class SharedTier {
   /** Connection trouble the client reports between operations (refused, reset, wrong password). */
   connectionFailed(message: string): void {
     this.markDown("connect", message);
+  }
+
+  /**
+   * The client reconnected: try the store on the next call instead of waiting out the pause that
+   * follows a failure (the state flips to Up on the first operation that succeeds).
+   */
+  connectionReady(): void {
+    this.leaveAloneUntil = Number.NEGATIVE_INFINITY;
   }
 
   private markDown(op: StoreOp | "connect", e: unknown): void {
