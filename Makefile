@@ -125,6 +125,10 @@ bench-cache: node_modules ## token-cache hit latency vs msal-node (JSON lines)
 bench-scale: node_modules build ## operator vs floor at scale on a real control plane (BENCH_N=1000,10000; BENCH_LARGE=1)
 	node --import tsx bench/scale/scale.ts
 
+.PHONY: bench-fleet
+bench-fleet: node_modules ## fleet tier: K operators x N requests on M keys, with and without Redis (FLEET_K/N/M, default 3/300/30)
+	node --import tsx bench/fleet/fleet.ts
+
 .PHONY: bench
 bench: bench-cache bench-scale ## all benchmarks (never part of make test); see bench/README.md
 

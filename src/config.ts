@@ -55,6 +55,16 @@ const ConfigSchema = z.object({
   logLevel: z.enum(LOG_LEVELS),
   /** Pretty logs for people at a terminal; JSON otherwise. */
   logFormat: z.enum(["json", "pretty", "auto"]),
+  sharedCacheUrl: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s]+$/, "must be a redis:// or rediss:// URL")
+    .optional(),
+  sharedCachePasswordFile: z.string().min(1).optional(),
+  sharedCacheKeySecret: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be namespace/name")
+    .optional(),
+  sharedCacheKeyFile: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { authorityCa?: string };
@@ -198,6 +208,34 @@ export const FLAGS: Record<string, FlagSpec> = {
     env: "APPTOKEN_LOG_FORMAT",
     help: "json|pretty|auto (pretty on a terminal)",
   },
+  "shared-cache-url": {
+    key: "sharedCacheUrl",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_SHARED_CACHE_URL",
+    help: "redis:// or rediss:// URL of the fleet's shared token cache; off when unset (see docs/fleet.md)",
+  },
+  "shared-cache-password-file": {
+    key: "sharedCachePasswordFile",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_SHARED_CACHE_PASSWORD_FILE",
+    help: "file holding the Redis password (wins over one in the URL)",
+  },
+  "shared-cache-key-secret": {
+    key: "sharedCacheKeySecret",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_SHARED_CACHE_KEY_SECRET",
+    help: 'namespace/name of the Secret whose key "key" holds the fleet key (base64 of 32 bytes), read at start',
+  },
+  "shared-cache-key-file": {
+    key: "sharedCacheKeyFile",
+    type: "string",
+    default: undefined,
+    env: "APPTOKEN_SHARED_CACHE_KEY_FILE",
+    help: "file holding the fleet key (base64 of 32 bytes), instead of --shared-cache-key-secret",
+  },
 };
 
 export class ConfigError extends Error {}
@@ -292,6 +330,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     throw new ConfigError(`--${flag}: ${issue.message} (got ${JSON.stringify(raw[key])})`);
   }
   const config: Config = result.data;
+  if (config.sharedCacheUrl && !config.sharedCacheKeySecret === !config.sharedCacheKeyFile) {
+    throw new ConfigError(
+      "--shared-cache-url needs exactly one of --shared-cache-key-secret and --shared-cache-key-file",
+    );
+  }
   if (config.authorityCaFile) {
     try {
       config.authorityCa = readFileSync(config.authorityCaFile, "utf8");

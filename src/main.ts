@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { TokenBucket, TokenCache } from "./cache/index.js";
+import { SharedTierTokenCache, startSharedTier, type RunningTier } from "./cache/shared-tier/index.js";
 import { systemClock } from "./clock.js";
 import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
 import { AppTokenController } from "./controller/controller.js";
@@ -54,12 +55,14 @@ interface Operator {
   tokenClient: TokenClient;
   cache: TokenCache;
   controller: AppTokenController;
+  /** The fleet tier's Redis connection, when --shared-cache-url is set. */
+  fleet: RunningTier | undefined;
   /** Set once leader election starts; every write is checked against its lease. */
   lease: { elector: LeaderElector | undefined };
 }
 
 /** config -> clients -> controller. */
-function wire(config: Config, log: Logger): Operator {
+async function wire(config: Config, log: Logger): Promise<Operator> {
   const kc = kubeConfigFor(config);
   const clock = systemClock;
   const metrics = new Metrics();
@@ -83,14 +86,27 @@ function wire(config: Config, log: Logger): Operator {
     allowInsecureLoopback: authority.allowInsecureLoopback,
     allowedAuthorityHosts: authority.allowedHosts,
   });
-  const cache = new TokenCache({
+  const cacheOptions = {
     clock,
     limiter: new TokenBucket({
       ratePerSecond: config.tokenRequestsPerSecond,
       burst: Math.max(1, Math.ceil(config.tokenRequestsPerSecond)),
       clock,
     }),
-  });
+  };
+  // The fleet tier, when configured, sits between this cache and the token service.
+  const fleet: RunningTier | undefined = config.sharedCacheUrl
+    ? await startSharedTier(
+        { ...config, sharedCacheUrl: config.sharedCacheUrl },
+        {
+          clock,
+          log: log.child({ component: "fleet-tier" }),
+          registry: metrics.registry,
+          readSecretData: async (ns, name) => (await api.getSecret(ns, name)).data as Record<string, string>,
+        },
+      )
+    : undefined;
+  const cache = fleet ? new SharedTierTokenCache(cacheOptions, fleet.tier) : new TokenCache(cacheOptions);
   const events = new EventRecorder({
     api,
     clock,
@@ -113,7 +129,7 @@ function wire(config: Config, log: Logger): Operator {
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
   });
-  return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, lease };
+  return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, fleet, lease };
 }
 
 /** The first SIGTERM/SIGINT drains in-flight reconciles; a second one exits at once. */
@@ -182,7 +198,7 @@ async function lead(config: Config, log: Logger, o: Operator, shutdown: AbortSig
 }
 
 async function run(config: Config, log: Logger): Promise<number> {
-  const o = wire(config, log);
+  const o = await wire(config, log);
   const shutdown = shutdownOnSignals(log);
   await startServers(config, log, o);
   const sweep = setInterval(() => o.cache.sweep(), 60 * 60_000);
@@ -194,6 +210,7 @@ async function run(config: Config, log: Logger): Promise<number> {
     clearInterval(sweep);
     await o.controller.stop();
     await o.tokenClient.close();
+    await o.fleet?.close();
     await Promise.all([o.metrics.stop(), o.health.stop()]);
   }
   log.info({}, "stopped");

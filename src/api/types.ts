@@ -193,7 +193,7 @@ export interface Condition {
   message: string;
 }
 
-export const TOKEN_SOURCES = ["IdentityProvider", "Cache"] as const;
+export const TOKEN_SOURCES = ["IdentityProvider", "Cache", "SharedCache"] as const;
 export type TokenSource = (typeof TOKEN_SOURCES)[number];
 
 export const THROTTLE_STATES = ["None", "Backoff", "Throttled"] as const;

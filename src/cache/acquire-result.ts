@@ -2,8 +2,11 @@ import type { TokenAcquisitionError } from "../identity/errors.js";
 import type { ThrottleStatus } from "./key-state.js";
 import type { CachedToken } from "./token-response.js";
 
-/** status.tokenSource: whether the token came from this request's own call or from the cache. */
-export type TokenSource = "Cache" | "IdentityProvider";
+/**
+ * status.tokenSource: whether the token came from this request's own call, from the cache, or from
+ * the fleet's shared tier (a token another operator fetched, read instead of calling).
+ */
+export type TokenSource = "Cache" | "IdentityProvider" | "SharedCache";
 
 export type AcquireOutcome =
   /** A fresh cached token; no call. */
@@ -34,7 +37,10 @@ export interface AcquireResult {
    * expired): `error` (if any) says why.
    */
   readonly token: CachedToken | undefined;
-  /** "IdentityProvider" only when this acquire's own call produced `token`. */
+  /**
+   * "IdentityProvider" only when this acquire's own call produced `token`; "SharedCache" when that
+   * "call" was answered by the fleet tier without reaching the token service.
+   */
   readonly source: TokenSource | undefined;
   /** Whether this acquire itself called the token service (counted as a miss). */
   readonly called: boolean;

@@ -83,6 +83,8 @@ export interface KeyState {
   /** The last holder let go while a call was in flight: evict when it lands. */
   released: boolean;
   evicted: boolean;
+  /** The held token was read from the fleet's shared tier, not fetched by this process. */
+  fromSharedTier: boolean;
 }
 
 export function newKeyState(keyId: string, now: number): KeyState {
@@ -111,6 +113,7 @@ export function newKeyState(keyId: string, now: number): KeyState {
     refs: 0,
     released: false,
     evicted: false,
+    fromSharedTier: false,
   };
 }
 

@@ -213,7 +213,15 @@ export class TokenCache {
         const flight = this.fly(key, fetch, refreshBeforeMs);
         key.inflight = flight;
         const error = await flight;
-        return this.resultAfterCall(key, error === undefined ? "Fetched" : "Failed", true, error);
+        // The fleet tier answered from its shared store: a hit, not a call to the token service.
+        const shared = error === undefined && key.fromSharedTier;
+        if (shared) {
+          key.misses--;
+          this.totals.misses--;
+          key.hits++;
+          this.totals.hits++;
+        }
+        return this.resultAfterCall(key, error === undefined ? "Fetched" : "Failed", !shared, error);
       }
     }
   }
@@ -261,6 +269,7 @@ export class TokenCache {
     const draw = this.random();
     const plan = refreshSchedule({ issuedAt, expiresAt, refreshIn, refreshBeforeMs }, () => draw);
     key.token = { accessToken, tokenType, issuedAt, expiresAt, refreshAt: plan.refreshAt };
+    key.fromSharedTier = response.source === "SharedCache";
     key.refreshAt = plan.refreshAt;
     key.usableUntil = expiresAt - this.skewMs;
     key.refreshIn = refreshIn;
@@ -366,7 +375,14 @@ export class TokenCache {
     return {
       outcome,
       token,
-      source: token === undefined ? undefined : outcome === "Fetched" ? "IdentityProvider" : "Cache",
+      source:
+        token === undefined
+          ? undefined
+          : outcome !== "Fetched"
+            ? "Cache"
+            : key.fromSharedTier
+              ? "SharedCache"
+              : "IdentityProvider",
       called,
       refreshAt: token?.refreshAt,
       nextAttemptAt: nextAttemptAt(key, now),

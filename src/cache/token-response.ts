@@ -13,6 +13,8 @@ export interface TokenResponse {
   expiresAt: number;
   /** The service's `refresh_in`, in seconds, when it sent one. */
   refreshIn?: number | undefined;
+  /** Set by the fleet tier when it answered from its shared store instead of calling the service. */
+  source?: "SharedCache" | undefined;
 }
 
 /** A token as the cache holds it and hands it to the controller for the target Secret. */

@@ -100,9 +100,7 @@ export function tokenOutcome(t: TokenInPlace): Outcome {
   const { result, token, secretName } = t;
   const tokenChanged = t.previousIssuedAt !== iso(token.issuedAt);
   const source: TokenSource = tokenChanged
-    ? result.source === "IdentityProvider"
-      ? "IdentityProvider"
-      : "Cache"
+    ? (result.source ?? "Cache")
     : (t.previousSource ?? result.source ?? "Cache");
   const ready = readyWithToken(result, token.expiresAt, source);
   // Recorded by the status writer only for a request's first token, a new Secret or a change of

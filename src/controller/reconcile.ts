@@ -289,7 +289,7 @@ export class Reconciler {
   }
 
   private count(memo: RequestMemo, result: AcquireResult): void {
-    if (result.outcome === "Hit" || result.outcome === "Shared") {
+    if (result.outcome === "Hit" || result.outcome === "Shared" || result.source === "SharedCache") {
       memo.hits++;
       this.d.metrics.cacheHits.inc();
     } else if (result.outcome === "Fetched") {

@@ -43,6 +43,8 @@ export const TOKEN_ISSUED_MESSAGE: Readonly<Record<TokenSource, string>> = Objec
     "the Secret holds a valid token, from the cache; status.expiresAt and status.refreshAt say until when and when it is replaced",
   IdentityProvider:
     "the Secret holds a valid token, from the identity provider; status.expiresAt and status.refreshAt say until when and when it is replaced",
+  SharedCache:
+    "the Secret holds a valid token, from the fleet's shared cache; status.expiresAt and status.refreshAt say until when and when it is replaced",
 });
 
 /**
