@@ -55,7 +55,7 @@ function podNamespace(): string {
 async function run(config: Config, log: Logger): Promise<number> {
   const kc = loadKubeConfig(config);
   const clock = systemClock;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ perRequestMetrics: config.perRequestMetrics });
   const health = new HealthServer();
   const transport = createKubeTransport(kc, { userAgent: "apptoken-operator" });
   // With leader election, every write is checked against the lease right before it is sent.
@@ -107,6 +107,7 @@ async function run(config: Config, log: Logger): Promise<number> {
     clusterResourceNamespace: config.clusterResourceNamespace ?? podNamespace(),
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
+    credentialExpiryWarningMs: config.credentialExpiryWarning,
   });
 
   const shutdown = new AbortController();
@@ -151,14 +152,15 @@ async function run(config: Config, log: Logger): Promise<number> {
         name: config.leaderElectionId,
         log: log.child({ component: "leader-election" }),
         onStartedLeading: (signal) => {
-          metrics.isLeader.set(1);
+          metrics.leader.set({ name: config.leaderElectionId }, 1);
           return controller.lead(signal);
         },
-        onStoppedLeading: () => metrics.isLeader.set(0),
+        onStoppedLeading: () => metrics.leader.set({ name: config.leaderElectionId }, 0),
         onNewLeader: (identity) => log.info({ leader: identity }, "observed leader"),
       });
       // Standbys watch too: warm caches and tokens read back from Secrets make a takeover quiet.
       void controller.startWatching(shutdown.signal);
+      metrics.leader.set({ name: config.leaderElectionId }, 0);
       const outcome = await elector.run(shutdown.signal);
       if (outcome === "lost") {
         // Another replica may be leading by now: exit rather than risk writing beside it.
@@ -166,6 +168,8 @@ async function run(config: Config, log: Logger): Promise<number> {
         code = 1;
       }
     } else {
+      // The only replica is the one that writes: the "is there a leader" alert holds for it too.
+      metrics.leader.set({ name: config.leaderElectionId }, 1);
       await controller.lead(shutdown.signal);
     }
   } finally {

@@ -142,18 +142,9 @@ export class Reconciler {
     this.ownWrites = new OwnWrites(d.clock);
   }
 
+  /** Reconcile counts and times are the work queue's (controller-metrics.ts). */
   async reconcile(key: string, signal: AbortSignal): Promise<HandlerResult> {
-    const started = performance.now();
-    try {
-      return await this.reconcileOnce(key, signal);
-    } catch (e) {
-      this.d.metrics.reconcileErrors.inc({
-        reason: e instanceof KubeApiError ? `KubeApi${e.statusCode}` : "Error",
-      });
-      throw e;
-    } finally {
-      this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
-    }
+    return this.reconcileOnce(key, signal);
   }
 
   /**
@@ -766,7 +757,7 @@ export class Reconciler {
           o.event.message,
         );
       }
-      if (o.ready.status === "False") this.d.metrics.reconcileErrors.inc({ reason: o.ready.reason });
+      if (o.ready.status === "False") this.d.metrics.notReadyTotal.inc({ reason: o.ready.reason });
       this.logOutcome(obj, o, previousReady?.reason);
     }
     return o.requeueAfterMs === undefined ? undefined : { requeueAfterMs: o.requeueAfterMs };

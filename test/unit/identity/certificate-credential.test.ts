@@ -194,7 +194,7 @@ describe("certificateCredential: unusable credentials", () => {
   });
 
   it("reports an expired and a not-yet-valid certificate", () => {
-    expect(problemOf({ certPem: expired.certPem, keyPem: expired.keyPem })).toBe("CertificateExpired");
+    expect(problemOf({ certPem: expired.certPem, keyPem: expired.keyPem })).toBe("CredentialExpired");
     expect(problemOf({ certPem: future.certPem, keyPem: future.keyPem })).toBe("CertificateNotYetValid");
   });
 
@@ -209,7 +209,7 @@ describe("certificateCredential: unusable credentials", () => {
     at.set(credential.notAfter + 1000);
     await expect(
       credential.formFields({ tokenEndpoint: ENDPOINT, clientId: CLIENT_ID, now: at.now() }),
-    ).rejects.toMatchObject({ problem: "CertificateExpired" });
+    ).rejects.toMatchObject({ problem: "CredentialExpired" });
   });
 });
 
