@@ -13,6 +13,12 @@ const RESULT: Record<WorkOutcome, string> = { success: "success", requeue: "requ
 
 export function workQueueMetrics(m: Metrics, controller: ControllerName): WorkQueueMetrics {
   const queue = { name: controller, controller };
+  // Present from the start at 0, as controller-runtime does: a rate() of an error counter that
+  // appears only at its first error misses that error.
+  for (const result of Object.values(RESULT)) m.reconcileTotal.inc({ controller, result }, 0);
+  m.reconcileErrors.inc({ controller }, 0);
+  m.workqueueRetries.inc(queue, 0);
+  m.workqueueAdds.inc(queue, 0);
   return {
     added: () => m.workqueueAdds.inc(queue),
     queueLatency: (ms) => m.workqueueQueueDuration.observe(queue, ms / 1000),
