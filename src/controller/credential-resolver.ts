@@ -159,7 +159,14 @@ export class CredentialResolver {
     return this.memoized(
       "certificate",
       secret,
-      [certKey ?? "", keyKey ?? "", pfxKey ?? "", passwordKey ?? "", spec.sendX5C ? "x5c" : ""],
+      [
+        certKey ?? "",
+        keyKey ?? "",
+        pfxKey ?? "",
+        passwordKey ?? "",
+        spec.sendX5C ? "x5c" : "",
+        spec.extraClaims ? JSON.stringify(spec.extraClaims) : "",
+      ],
       () => certificateFrom(secret, spec, this.o.clock),
     );
   }
@@ -275,6 +282,7 @@ function certificateFrom(
 ): ClientCredential & { notAfter: number } {
   const { certKey, keyKey, pfxKey, passwordKey } = spec.secretRef;
   const sendX5C = spec.sendX5C;
+  const extraClaims = spec.extraClaims;
   if (pfxKey !== undefined) {
     if (certKey !== undefined || keyKey !== undefined) {
       throw new CredentialError(
@@ -297,9 +305,14 @@ function certificateFrom(
       password !== undefined && endsWithNewline(password)
         ? `; note that the value of key "${passwordKey}" ends with a newline, which counts as part of the password (kubectl create secret --from-file keeps a file's final newline)`
         : "";
-    return inContext(secret, [pfxKey], () => certificateCredential({ pfx, password, sendX5C }, clock), {
-      WrongPfxPassword: hint,
-    });
+    return inContext(
+      secret,
+      [pfxKey],
+      () => certificateCredential({ pfx, password, sendX5C, extraClaims }, clock),
+      {
+        WrongPfxPassword: hint,
+      },
+    );
   }
   const certRef = {
     key: certKey ?? DEFAULT_CERT_KEY,
@@ -314,11 +327,13 @@ function certificateFrom(
   const certPem = secretValue(secret, certRef).toString("utf8");
   // Certificate and key in one key (a combined PEM): read it once, or the key would appear twice.
   if (certRef.key === keyRef.key) {
-    return inContext(secret, [certRef.key], () => certificateCredential({ pem: certPem, sendX5C }, clock));
+    return inContext(secret, [certRef.key], () =>
+      certificateCredential({ pem: certPem, sendX5C, extraClaims }, clock),
+    );
   }
   const keyPem = secretValue(secret, keyRef).toString("utf8");
   return inContext(secret, [certRef.key, keyRef.key], () =>
-    certificateCredential({ certPem, keyPem, sendX5C }, clock),
+    certificateCredential({ certPem, keyPem, sendX5C, extraClaims }, clock),
   );
 }
 

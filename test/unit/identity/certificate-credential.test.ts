@@ -230,6 +230,25 @@ describe("certificateCredential: the client assertion", () => {
     expect(header.x5c).toEqual([der(leaf.certPem), der(intermediate.certPem), der(root.certPem)]);
   });
 
+  it("merges the registration's extra claims, never letting them replace a registered one", async () => {
+    const at = clock();
+    const extraClaims = { xms_cc: "cp1", aud: "https://elsewhere.example", exp: "9999999999", jti: "fixed" };
+    const jwt = await assertionOf(
+      { certPem: selfSigned.certPem, keyPem: selfSigned.keyPem, extraClaims },
+      at,
+    );
+    const claims = decodeJwt(jwt);
+    const now = Math.floor(at.now() / 1000);
+    expect(claims).toMatchObject({
+      xms_cc: "cp1",
+      aud: ENDPOINT,
+      iss: CLIENT_ID,
+      sub: CLIENT_ID,
+      exp: now + 600,
+    });
+    expect(claims.jti).not.toBe("fixed");
+  });
+
   it("carries aud, iss, sub, jti, nbf, iat and a ten-minute exp", async () => {
     const at = clock();
     const jwt = await assertionOf({ certPem: selfSigned.certPem, keyPem: selfSigned.keyPem }, at);
