@@ -104,7 +104,8 @@ api-docs: node_modules ## write docs/api.md from crds/ (a unit test fails when i
 	node --import tsx hack/api-docs.ts
 
 .PHONY: sync-chart
-sync-chart: ## copy crds/ and the alert rules into charts/apptoken-operator/ (Helm packages only its own directory)
+sync-chart: node_modules ## copy crds/ and the alert rules into charts/apptoken-operator/ (Helm packages only its own directory); regenerate the PrometheusRule
+	node --import tsx hack/sync-monitoring.ts
 	cp crds/apptoken.io_apptokenrequests.yaml crds/apptoken.io_appregistrations.yaml \
 		crds/apptoken.io_clusterappregistrations.yaml charts/apptoken-operator/crds/
 	cp deploy/components/monitoring/apptoken.rules.yaml charts/apptoken-operator/files/

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { tryParseDuration } from "./api/duration.js";
 
 const bindAddress = z
   .string()
@@ -52,6 +53,15 @@ const ConfigSchema = z.object({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")
     .optional(),
+  credentialExpiryWarning: z.string().transform((text, ctx) => {
+    const ms = durationMs(text);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: "custom", message: "must be a positive duration such as 720h or 30d" });
+      return z.NEVER;
+    }
+    return ms;
+  }),
+  perRequestMetrics: z.boolean(),
   logLevel: z.enum(LOG_LEVELS),
   /** Pretty logs for people at a terminal; JSON otherwise. */
   logFormat: z.enum(["json", "pretty", "auto"]),
@@ -194,6 +204,20 @@ export const FLAGS: Record<string, FlagSpec> = {
     env: "APPTOKEN_CLUSTER_RESOURCE_NAMESPACE",
     help: "where ClusterAppRegistrations' Secrets and ServiceAccounts live; default the pod's namespace, else apptoken-system",
   },
+  "credential-expiry-warning": {
+    key: "credentialExpiryWarning",
+    type: "string",
+    default: "30d",
+    env: "APPTOKEN_CREDENTIAL_EXPIRY_WARNING",
+    help: "how long before a registration's credential expires it shows CredentialExpiringSoon=True and emits a Warning Event (Go duration, or whole days as 30d)",
+  },
+  "per-request-metrics": {
+    key: "perRequestMetrics",
+    type: "boolean",
+    default: false,
+    env: "APPTOKEN_PER_REQUEST_METRICS",
+    help: "export apptoken_request_ready and apptoken_token_expiration_timestamp_seconds per AppTokenRequest (a series each per request)",
+  },
   "log-level": {
     key: "logLevel",
     type: "string",
@@ -239,6 +263,13 @@ export const FLAGS: Record<string, FlagSpec> = {
 };
 
 export class ConfigError extends Error {}
+
+/** A Go duration, or whole days ("30d"), which Go durations lack, in ms; undefined when invalid. */
+function durationMs(text: string): number | undefined {
+  const days = /^(\d{1,5})d$/.exec(text);
+  if (days) return Number(days[1]) * 86_400_000;
+  return tryParseDuration(text);
+}
 
 export function helpText(): string {
   const lines = [

@@ -65,7 +65,7 @@ interface Operator {
 async function wire(config: Config, log: Logger): Promise<Operator> {
   const kc = kubeConfigFor(config);
   const clock = systemClock;
-  const metrics = new Metrics();
+  const metrics = new Metrics({ perRequestMetrics: config.perRequestMetrics });
   const transport = createKubeTransport(kc, { userAgent: "apptoken-operator" });
   const lease: Operator["lease"] = { elector: undefined };
   const api = new KubeApiClient({
@@ -128,6 +128,7 @@ async function wire(config: Config, log: Logger): Promise<Operator> {
     clusterResourceNamespace: config.clusterResourceNamespace ?? podNamespace(),
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
+    credentialExpiryWarningMs: config.credentialExpiryWarning,
   });
   return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, fleet, lease };
 }
@@ -171,7 +172,10 @@ async function startServers(config: Config, log: Logger, o: Operator): Promise<v
 
 /** Reconciles while leading (or always, without leader election); the exit code. */
 async function lead(config: Config, log: Logger, o: Operator, shutdown: AbortSignal): Promise<number> {
+  const leader = (v: number) => o.metrics.leader.set({ name: config.leaderElectionId }, v);
   if (!config.leaderElect) {
+    // The only replica is the one that writes: the "is there a leader" alert holds for it too.
+    leader(1);
     await o.controller.lead(shutdown);
     return 0;
   }
@@ -181,15 +185,16 @@ async function lead(config: Config, log: Logger, o: Operator, shutdown: AbortSig
     name: config.leaderElectionId,
     log: log.child({ component: "leader-election" }),
     onStartedLeading: (signal) => {
-      o.metrics.isLeader.set(1);
+      leader(1);
       return o.controller.lead(signal);
     },
-    onStoppedLeading: () => o.metrics.isLeader.set(0),
+    onStoppedLeading: () => leader(0),
     onNewLeader: (identity) => log.info({ leader: identity }, "observed leader"),
   });
   o.lease.elector = elector;
   // Standbys watch too: warm caches and tokens read back from Secrets make a takeover quiet.
   void o.controller.startWatching(shutdown);
+  leader(0);
   const outcome = await elector.run(shutdown);
   if (outcome !== "lost") return 0;
   // Another replica may be leading by now: exit rather than risk writing beside it.

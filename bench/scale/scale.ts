@@ -80,6 +80,10 @@ import { ProcWatcher, cpuSeconds, loadAverage, machineInfo } from "./proc.js";
 import { writeReport, type FloorRun, type Memory, type RunReport, type ScaleResult } from "./report.js";
 import { SecretWatcher, ReadyWatcher } from "./watchers.js";
 
+/** The request controller's series (the registration controller has its own). */
+const REQUESTS = { controller: "apptokenrequest" };
+const QUEUE = { name: "apptokenrequest" };
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const env = process.env;
 const num = (v: string | undefined, d: number): number => (v !== undefined && v !== "" ? Number(v) : d);
@@ -382,9 +386,9 @@ async function runOne(n: number): Promise<ScaleResult> {
         apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
         etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
         reconcileMeanMs:
-          (1000 * sumMetric(opMetrics, "apptoken_reconcile_duration_seconds_sum")) /
-          Math.max(1, sumMetric(opMetrics, "apptoken_reconcile_duration_seconds_count")),
-        reconciles: sumMetric(opMetrics, "apptoken_reconcile_duration_seconds_count"),
+          (1000 * sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_sum", REQUESTS)) /
+          Math.max(1, sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS)),
+        reconciles: sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS),
         cdf: cdf(ttr),
       };
       say(
@@ -496,7 +500,7 @@ async function runOne(n: number): Promise<ScaleResult> {
       const depthSamples: { t: number; depth: number }[] = [];
       const sampleDepth = async (): Promise<number> => {
         const text = await op.metricsText().catch(() => "");
-        const depth = sumMetric(text, "apptoken_queue_depth");
+        const depth = sumMetric(text, "workqueue_depth", QUEUE);
         depthSamples.push({ t: Date.now(), depth });
         return depth;
       };
@@ -545,7 +549,7 @@ async function runOne(n: number): Promise<ScaleResult> {
         );
         for (let quiet = 0; quiet < 3;) {
           quiet =
-            sumMetric(await op.metricsText().catch(() => ""), "apptoken_queue_depth") === 0 ? quiet + 1 : 0;
+            sumMetric(await op.metricsText().catch(() => ""), "workqueue_depth", QUEUE) === 0 ? quiet + 1 : 0;
           await sleep(1000);
         }
         result.memorySteady = await settledMemory(

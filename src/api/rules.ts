@@ -222,6 +222,18 @@ export const certificateSecretRefRules: readonly CelRule<CertificateKeys>[] = [
   },
 ];
 
+/** Claims of a certificate's client assertion that the operator sets, never a registration. */
+export const RESERVED_ASSERTION_CLAIMS = ["aud", "iss", "sub", "jti", "nbf", "exp", "iat"] as const;
+
+export const extraClaimsRules: readonly CelRule<Record<string, unknown>>[] = [
+  {
+    rule: `![${RESERVED_ASSERTION_CLAIMS.map((c) => `'${c}'`).join(", ")}].exists(c, c in self)`,
+    message:
+      "must not set aud, iss, sub, jti, nbf, exp or iat: the operator sets those claims of the assertion itself",
+    holds: (claims) => !RESERVED_ASSERTION_CLAIMS.some((c) => Object.hasOwn(claims, c)),
+  },
+];
+
 export const audienceRules: readonly CelRule<string>[] = [
   { rule: "self != ''", message: "must not be empty", holds: (s) => s !== "" },
 ];
@@ -365,6 +377,7 @@ const REGISTRATION_SPEC_RULES: readonly CelRulesAt[] = [
   ["spec.credential.certificate.secretRef.keyKey", secretKeyRules],
   ["spec.credential.certificate.secretRef.pfxKey", secretKeyRules],
   ["spec.credential.certificate.secretRef.passwordKey", secretKeyRules],
+  ["spec.credential.certificate.extraClaims", extraClaimsRules],
   ["spec.credential.workloadIdentity.serviceAccountName", objectNameRules],
   ["spec.credential.workloadIdentity.audience", audienceRules],
   ["spec.credential.clientAssertion.secretRef.name", objectNameRules],

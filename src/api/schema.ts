@@ -22,6 +22,7 @@ import {
   audienceRules,
   authorityHostRules,
   certificateSecretRefRules,
+  extraClaimsRules,
   clientIdRules,
   codePoints,
   credentialRules,
@@ -223,6 +224,8 @@ const clientSecretSchema = z.object({
   expiresAt: dateTime().optional(),
 });
 
+const MAX_EXTRA_CLAIMS = 32;
+
 const certificateSchema = z.object({
   secretRef: z
     .object({
@@ -234,6 +237,19 @@ const certificateSchema = z.object({
     })
     .check(cel(certificateSecretRefRules)),
   sendX5C: z.boolean().default(false),
+  extraClaims: z
+    .record(z.string(), str(1024))
+    .check(
+      sizeCheck<Record<string, string>>(isObject, (v) => {
+        const n = Object.keys(v).length;
+        return n > MAX_EXTRA_CLAIMS
+          ? `Too many: ${n}: must have at most ${MAX_EXTRA_CLAIMS} items`
+          : undefined;
+      }),
+    )
+    .check(cel(extraClaimsRules))
+    .meta({ maxProperties: MAX_EXTRA_CLAIMS })
+    .optional(),
 });
 
 const workloadIdentitySchema = z.object({

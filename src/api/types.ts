@@ -68,6 +68,8 @@ export interface CertificateSecretRef {
 export interface CertificateCredential {
   secretRef: CertificateSecretRef;
   sendX5C: boolean;
+  /** Extra claims merged into the signed client assertion; never aud, iss, sub, jti, nbf, exp, iat. */
+  extraClaims?: Record<string, string>;
 }
 
 export interface WorkloadIdentityCredential {

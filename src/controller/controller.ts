@@ -33,7 +33,8 @@ import {
 import type { KubeTransport } from "../kube/transport.js";
 import type { KubeObject, RawObject } from "../kube/types.js";
 import { WorkQueue, type Priority } from "../kube/work-queue.js";
-import type { Metrics } from "../observability/metrics.js";
+import { CONTROLLER, type Metrics } from "../observability/metrics.js";
+import { collectQueueGauges, collectRequestGauges, workQueueMetrics } from "./controller-metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
 import { Reconciler } from "./reconcile.js";
 import { RegistrationDirectory } from "./registrations/directory.js";
@@ -59,6 +60,8 @@ export interface ControllerOptions {
   concurrency: number;
   /** Drain deadline for in-flight reconciles on shutdown. */
   drainTimeoutMs?: number;
+  /** --credential-expiry-warning. */
+  credentialExpiryWarningMs?: number;
 }
 
 export class AppTokenController {
@@ -134,16 +137,8 @@ export class AppTokenController {
       clusterResourceNamespace: o.clusterResourceNamespace,
     });
     this.namespaceLabels = createNamespaceInformer({ transport: o.transport, log: kubeLog });
-    const queueMetrics = {
-      added: (priority: Priority) => o.metrics.queueAdds.inc({ priority }),
-      queueLatency: (ms: number, priority: Priority) =>
-        o.metrics.queueLatency.observe({ priority }, ms / 1000),
-      // reconcileDuration is observed by the reconciler itself, with its own error accounting.
-      workDuration: () => undefined,
-      retried: () => o.metrics.queueRetries.inc(),
-    };
     this.queue = new WorkQueue({
-      metrics: queueMetrics,
+      metrics: workQueueMetrics(o.metrics, CONTROLLER.requests),
       onHandlerError: (key, err) =>
         o.log.warn(
           { request: key, err: err instanceof Error ? err.message : String(err) },
@@ -151,7 +146,7 @@ export class AppTokenController {
         ),
     });
     this.registrationQueue = new WorkQueue({
-      metrics: queueMetrics,
+      metrics: workQueueMetrics(o.metrics, CONTROLLER.registrations),
       onHandlerError: (key, err) =>
         o.log.warn(
           { registration: key, err: err instanceof Error ? err.message : String(err) },
@@ -214,6 +209,11 @@ export class AppTokenController {
       events: o.events,
       authority: o.authority,
       log: o.log.child({ component: "registrations" }),
+      credentialExpiryWarningMs: o.credentialExpiryWarningMs,
+      metrics: o.metrics,
+      onReadyChanged: (ref) => {
+        for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.enqueue(key, "high");
+      },
     });
     this.registerHandlers();
     this.registerGauges();
@@ -430,9 +430,10 @@ export class AppTokenController {
     const m = this.o.metrics;
     const collectors = {
       queue: () => {
-        const s = this.queue.stats();
-        m.queueDepth.set(s.high + s.low);
-        m.queueDelayed.set(s.delayed);
+        const workers = this.leading ? this.o.concurrency : 0;
+        collectQueueGauges(m, CONTROLLER.requests, this.queue, workers);
+        collectQueueGauges(m, CONTROLLER.registrations, this.registrationQueue, this.leading ? 2 : 0);
+        collectRequestGauges(m, this.requests.list());
       },
       cache: () => {
         const s = this.o.cache.stats();

@@ -14,7 +14,7 @@
  *   more) once per Secret version. A rotated Secret has a new resourceVersion, so it is built anew,
  *   and its new fingerprint makes a new token cache key: the rotation takes effect at once.
  * - Failures that depend only on the Secret's content (missing key, malformed PEM, wrong PFX
- *   password, key/certificate mismatch, expired certificate) are memoized the same way, so 10^5
+ *   password, key/certificate mismatch, expired certificate or client secret) are memoized the same way, so 10^5
  *   requests sharing a broken Secret do not each re-parse it. The one failure that time can cure,
  *   CertificateNotYetValid, is not. A memoized certificate is rebuilt (and so refused) once its
  *   notAfter has passed; the credential itself also refuses to sign after it (certificate.ts).
@@ -37,6 +37,7 @@ import {
   certificateCredential,
   clientAssertionCredential,
   clientSecretCredential,
+  refuseExpired,
   workloadIdentityCredential,
 } from "../identity/index.js";
 import type { KubeApiClient } from "../kube/api-client.js";
@@ -148,7 +149,9 @@ export class CredentialResolver {
     if (clientSecret) {
       const { name, key } = clientSecret.secretRef;
       const secret = await this.readSecret(namespace, name, CLIENT_SECRET_REF, signal);
-      return this.memoized("clientSecret", secret, [key], () => clientSecretFrom(secret, clientSecret));
+      return this.memoized("clientSecret", secret, [key, clientSecret.expiresAt ?? ""], () =>
+        clientSecretFrom(secret, clientSecret, this.o.clock.now()),
+      );
     }
     const spec = certificate!;
     const { name, certKey, keyKey, pfxKey, passwordKey } = spec.secretRef;
@@ -156,7 +159,14 @@ export class CredentialResolver {
     return this.memoized(
       "certificate",
       secret,
-      [certKey ?? "", keyKey ?? "", pfxKey ?? "", passwordKey ?? "", spec.sendX5C ? "x5c" : ""],
+      [
+        certKey ?? "",
+        keyKey ?? "",
+        pfxKey ?? "",
+        passwordKey ?? "",
+        spec.sendX5C ? "x5c" : "",
+        spec.extraClaims ? JSON.stringify(spec.extraClaims) : "",
+      ],
       () => certificateFrom(secret, spec, this.o.clock),
     );
   }
@@ -243,14 +253,26 @@ export class CredentialResolver {
   }
 }
 
-function clientSecretFrom(secret: CredentialSecret, spec: ClientSecretCredential): ClientCredential {
+/**
+ * A client secret, refused once past the expiresAt its registration declares (Entra ID would
+ * refuse it too, with AADSTS7000222); the memo rebuilds it then, as it does a certificate.
+ */
+function clientSecretFrom(
+  secret: CredentialSecret,
+  spec: ClientSecretCredential,
+  now: number,
+): ClientCredential & { notAfter?: number } {
+  const notAfter = spec.expiresAt === undefined ? NaN : Date.parse(spec.expiresAt);
+  if (Number.isFinite(notAfter))
+    refuseExpired(notAfter, now, `the client secret in Secret ${secret.namespace}/${secret.name}`);
   const value = secretValue(secret, { key: spec.secretRef.key, field: `${CLIENT_SECRET_REF}.key` });
   // Used exactly as stored, as MSAL does: Entra ID compares the secret byte for byte, so trimming
   // could turn a correct secret into a wrong one. A trailing newline (`kubectl create secret
   // --from-file` keeps the file's) is the classic mistake, but nothing local can tell it from a
   // secret that really ends so; Entra ID answers AADSTS7000215 (invalid client secret), which the
   // Ready condition shows.
-  return clientSecretCredential(value.toString("utf8"));
+  const credential = clientSecretCredential(value.toString("utf8"));
+  return Number.isFinite(notAfter) ? { ...credential, notAfter } : credential;
 }
 
 function certificateFrom(
@@ -260,6 +282,7 @@ function certificateFrom(
 ): ClientCredential & { notAfter: number } {
   const { certKey, keyKey, pfxKey, passwordKey } = spec.secretRef;
   const sendX5C = spec.sendX5C;
+  const extraClaims = spec.extraClaims;
   if (pfxKey !== undefined) {
     if (certKey !== undefined || keyKey !== undefined) {
       throw new CredentialError(
@@ -282,9 +305,14 @@ function certificateFrom(
       password !== undefined && endsWithNewline(password)
         ? `; note that the value of key "${passwordKey}" ends with a newline, which counts as part of the password (kubectl create secret --from-file keeps a file's final newline)`
         : "";
-    return inContext(secret, [pfxKey], () => certificateCredential({ pfx, password, sendX5C }, clock), {
-      WrongPfxPassword: hint,
-    });
+    return inContext(
+      secret,
+      [pfxKey],
+      () => certificateCredential({ pfx, password, sendX5C, extraClaims }, clock),
+      {
+        WrongPfxPassword: hint,
+      },
+    );
   }
   const certRef = {
     key: certKey ?? DEFAULT_CERT_KEY,
@@ -299,11 +327,13 @@ function certificateFrom(
   const certPem = secretValue(secret, certRef).toString("utf8");
   // Certificate and key in one key (a combined PEM): read it once, or the key would appear twice.
   if (certRef.key === keyRef.key) {
-    return inContext(secret, [certRef.key], () => certificateCredential({ pem: certPem, sendX5C }, clock));
+    return inContext(secret, [certRef.key], () =>
+      certificateCredential({ pem: certPem, sendX5C, extraClaims }, clock),
+    );
   }
   const keyPem = secretValue(secret, keyRef).toString("utf8");
   return inContext(secret, [certRef.key, keyRef.key], () =>
-    certificateCredential({ certPem, keyPem, sendX5C }, clock),
+    certificateCredential({ certPem, keyPem, sendX5C, extraClaims }, clock),
   );
 }
 
@@ -323,7 +353,12 @@ function inContext<T>(
     if (!(err instanceof CredentialError)) throw err;
     const named = keys.map((k) => `"${k}"`).join(", ");
     const where = `Secret ${secret.namespace}/${secret.name} (${keys.length === 1 ? "key" : "keys"} ${named})`;
-    throw new CredentialError(err.problem, `${where}: ${err.message}${hints[err.problem] ?? ""}`, err);
+    throw new CredentialError(
+      err.problem,
+      `${where}: ${err.message}${hints[err.problem] ?? ""}`,
+      err,
+      err.facts,
+    );
   }
 }
 

@@ -40,7 +40,6 @@ import type { EventRecorder } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import { objectKey } from "../kube/object-key.js";
 import type { SecretProjection } from "../kube/projections.js";
-import { KubeApiError } from "../kube/transport.js";
 import type { RawObject } from "../kube/types.js";
 import type { HandlerResult } from "../kube/work-queue.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -124,18 +123,9 @@ export class Reconciler {
     this.statusWriter = new StatusWriter(d);
   }
 
+  /** Reconcile counts and times are the work queue's (controller-metrics.ts). */
   async reconcile(key: string, signal: AbortSignal): Promise<HandlerResult> {
-    const started = performance.now();
-    try {
-      return await this.reconcileOnce(key, signal);
-    } catch (e) {
-      this.d.metrics.reconcileErrors.inc({
-        reason: e instanceof KubeApiError ? `KubeApi${e.statusCode}` : "Error",
-      });
-      throw e;
-    } finally {
-      this.d.metrics.reconcileDuration.observe((performance.now() - started) / 1000);
-    }
+    return this.reconcileOnce(key, signal);
   }
 
   /** The informer now holds `obj`: drops our copy of the status once it is the one we wrote. */

@@ -108,7 +108,7 @@ export class StatusWriter {
         o.event.message,
       );
     }
-    if (o.ready.status === "False") this.d.metrics.reconcileErrors.inc({ reason: o.ready.reason });
+    if (o.ready.status === "False") this.d.metrics.notReadyTotal.inc({ reason: o.ready.reason });
     this.logOutcome(obj, o, previousReady?.reason);
     return true;
   }

@@ -59,7 +59,8 @@ export type CredentialProblem =
   | "AmbiguousCertificateSource"
   | "KeyCertificateMismatch"
   | "UnsupportedKeyType"
-  | "CertificateExpired"
+  /** A certificate past its notAfter, or a client secret past the expiresAt its registration declares. */
+  | "CredentialExpired"
   | "CertificateNotYetValid"
   | "MissingPrivateKey"
   | "MissingCertificate"
@@ -78,10 +79,23 @@ export type CredentialProblem =
 /** A credential that is unusable before any call is made (found locally, not by the service). */
 export class CredentialError extends PermanentError {
   readonly problem: CredentialProblem;
-  constructor(problem: CredentialProblem, message: string, cause?: unknown) {
+  /**
+   * What is publicly known of a credential refused for its age (expiry, certificate thumbprint),
+   * so that its registration still shows and exports when it expired.
+   */
+  readonly facts: CredentialFacts | undefined;
+  constructor(problem: CredentialProblem, message: string, cause?: unknown, facts?: CredentialFacts) {
     super(message, { reason: problem, cause });
     this.problem = problem;
+    this.facts = facts ?? (cause instanceof CredentialError ? cause.facts : undefined);
   }
+}
+
+export interface CredentialFacts {
+  /** Epoch ms. */
+  notAfter?: number | undefined;
+  /** base64url SHA-256 of a certificate's DER. */
+  x5tS256?: string | undefined;
 }
 
 export function isTokenAcquisitionError(e: unknown): e is TokenAcquisitionError {

@@ -25,6 +25,7 @@ export type { ClientAssertionCredential } from "./credentials/client-assertion.j
 export { clientAssertionCredential } from "./credentials/client-assertion.js";
 export type { WorkloadIdentityOptions } from "./credentials/workload-identity.js";
 export { workloadIdentityCredential } from "./credentials/workload-identity.js";
+export { refuseExpired } from "./credentials/expiry.js";
 export * from "./errors.js";
 export { parseRetryAfter } from "./retry-after.js";
 export type { ClassifyContext, RawTokenResponse, TokenOutcome, TokenResponse } from "./token-response.js";

@@ -50,6 +50,8 @@ export interface WorkQueueStats {
   processing: number;
   /** How long the oldest in-flight handler has been running (0 when idle): a stuck-worker signal. */
   longestRunningMs: number;
+  /** Sum of how long every in-flight handler has been running (client-go's unfinished work). */
+  unfinishedMs: number;
 }
 
 export interface WorkQueueOptions {
@@ -214,13 +216,18 @@ export class WorkQueue {
   stats(): WorkQueueStats {
     const now = this.clock.now();
     let longest = 0;
-    for (const started of this.running.values()) longest = Math.max(longest, now - started);
+    let unfinished = 0;
+    for (const started of this.running.values()) {
+      longest = Math.max(longest, now - started);
+      unfinished += now - started;
+    }
     return {
       high: this.readyCount.high,
       low: this.readyCount.low,
       delayed: this.delayed.size,
       processing: this.running.size,
       longestRunningMs: longest,
+      unfinishedMs: unfinished,
     };
   }
 

@@ -32,7 +32,7 @@ describe("leader paused past its lease: the standby takes over, the old leader n
     const ha = ["--leader-elect", "--leader-election-namespace", s.ns, "--leader-election-id", "chaos-ha"];
     a = await s.startReplica("a", { args: ha });
     await until(
-      async () => ((await a.op.metric("apptoken_leader")) === 1 ? true : undefined),
+      async () => ((await a.op.metric("leader_election_master_status")) === 1 ? true : undefined),
       "a to lead",
       40_000,
     );
@@ -57,7 +57,7 @@ describe("leader paused past its lease: the standby takes over, the old leader n
     a.op.child.kill("SIGSTOP");
     const stoppedAt = Date.now();
     await until(
-      async () => ((await b.op.metric("apptoken_leader")) === 1 ? true : undefined),
+      async () => ((await b.op.metric("leader_election_master_status")) === 1 ? true : undefined),
       "b to lead",
       60_000,
     );

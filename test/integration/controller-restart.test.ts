@@ -138,7 +138,10 @@ describe("two operator processes with leader election", () => {
     const first = a;
     const b = await s.startOperator({ args: ha });
     const leaderOf = async () => {
-      const [la, lb] = await Promise.all([a.metric("apptoken_leader"), b.metric("apptoken_leader")]);
+      const [la, lb] = await Promise.all([
+        a.metric("leader_election_master_status"),
+        b.metric("leader_election_master_status"),
+      ]);
       return la + lb === 1 ? (la === 1 ? a : b) : undefined;
     };
     const leader = await eventually(leaderOf, "exactly one leader", 30_000);
@@ -153,7 +156,7 @@ describe("two operator processes with leader election", () => {
     await leader.exited;
     const killedAt = Date.now();
     await eventually(
-      async () => ((await standby.metric("apptoken_leader")) === 1 ? true : undefined),
+      async () => ((await standby.metric("leader_election_master_status")) === 1 ? true : undefined),
       "the standby to lead",
       30_000,
     );

@@ -225,3 +225,23 @@ describe("configuration: --cluster-resource-namespace", () => {
     },
   );
 });
+
+describe("configuration: --credential-expiry-warning and --per-request-metrics", () => {
+  it("warns 30 days ahead and exports no per-request series by default", () => {
+    expect(load([])).toMatchObject({ credentialExpiryWarning: 30 * 86_400_000, perRequestMetrics: false });
+  });
+
+  it("takes a Go duration or whole days, from the flag or the environment", () => {
+    expect(load(["--credential-expiry-warning", "336h"]).credentialExpiryWarning).toBe(14 * 86_400_000);
+    expect(load(["--credential-expiry-warning", "45d"]).credentialExpiryWarning).toBe(45 * 86_400_000);
+    expect(load([], { APPTOKEN_CREDENTIAL_EXPIRY_WARNING: "90m" }).credentialExpiryWarning).toBe(5_400_000);
+    expect(load(["--per-request-metrics"]).perRequestMetrics).toBe(true);
+    expect(load([], { APPTOKEN_PER_REQUEST_METRICS: "true" }).perRequestMetrics).toBe(true);
+  });
+
+  it.each(["soon", "-1h", "0s", "3w"])("refuses %j as a warning window, naming the flag", (value) => {
+    expect(() => loadConfig([`--credential-expiry-warning=${value}`], {})).toThrow(
+      /^--credential-expiry-warning: must be a positive duration/,
+    );
+  });
+});

@@ -35,7 +35,7 @@ const KNOWN_PROBLEMS: ReadonlySet<CredentialProblem> = new Set<CredentialProblem
   "WrongKeyPassword",
   "KeyCertificateMismatch",
   "UnsupportedKeyType",
-  "CertificateExpired",
+  "CredentialExpired",
   "CertificateNotYetValid",
   "MissingPrivateKey",
   "MissingCertificate",
@@ -184,7 +184,7 @@ describe("property: any certificate Secret ends in a credential or a known probl
   it("undamaged inputs end in exactly the expected reason", async () => {
     const cases: [IssuedCertificate, IssuedCertificate, string][] = [
       [good, good, "built"],
-      [expired, expired, "CertificateExpired"],
+      [expired, expired, "CredentialExpired"],
       [future, future, "CertificateNotYetValid"],
       [good, other, "KeyCertificateMismatch"],
     ];

@@ -7,15 +7,17 @@
  *   is the spec valid?                 -> InvalidSpec
  *   may its authority be called?       -> AuthorityNotAllowed, InsecureAuthority
  *   is the credential usable?          -> CredentialSecretNotFound, MalformedPem, AudienceNotAllowed,
- *                                         ServiceAccountNotFound, AssertionExpired, ...
+ *                                         ServiceAccountNotFound, CredentialExpired, AssertionExpired, ...
+ *   does it expire soon?               -> CredentialExpiringSoon (one Warning Event per credential),
+ *                                         apptoken_credential_expiration_timestamp_seconds
  *   how many requests use it?          -> status.requests
  */
 import type { Logger } from "pino";
 import { API_VERSION } from "../../api/types.js";
-import type { AppRegistrationStatus } from "../../api/types.js";
+import type { AppRegistrationStatus, RegistrationCredentialStatus } from "../../api/types.js";
 import type { Clock } from "../../clock.js";
-import type { AuthorityPolicy, ClientCredential } from "../../identity/index.js";
-import { authorityBaseFor, isTokenAcquisitionError } from "../../identity/index.js";
+import type { AuthorityPolicy, ClientCredential, CredentialFacts } from "../../identity/index.js";
+import { CredentialError, authorityBaseFor, isTokenAcquisitionError } from "../../identity/index.js";
 import type { KubeApiClient } from "../../kube/api-client.js";
 import type { EventRecorder } from "../../kube/events.js";
 import type { Informer } from "../../kube/informer.js";
@@ -23,9 +25,16 @@ import { APP_REF_INDEX } from "../../kube/request-indexes.js";
 import { isNotFound } from "../../kube/transport.js";
 import type { RawObject } from "../../kube/types.js";
 import type { HandlerResult } from "../../kube/work-queue.js";
+import type { Metrics } from "../../observability/metrics.js";
 import { findCondition } from "../conditions.js";
 import type { CredentialResolver } from "../credential-resolver.js";
 import type { ReadyVerdict } from "../status.js";
+import {
+  EXPIRING_SOON,
+  credentialExpiry,
+  expiryRecheckMs,
+  type ExpiryDecision,
+} from "./credential-expiry.js";
 import type { RegistrationDirectory } from "./directory.js";
 import {
   credentialFacts,
@@ -33,8 +42,6 @@ import {
   registrationStatusPatch,
 } from "./registration-status.js";
 
-/** A credential that expires is looked at again then (at the latest a day from now). */
-const MAX_RECHECK_MS = 24 * 3600_000;
 /** Problems a person must fix: look again slowly, and at once when the spec or the Secret changes. */
 const SLOW_RETRY_MS = 5 * 60_000;
 
@@ -47,11 +54,30 @@ export interface RegistrationReconcilerDeps {
   events: Pick<EventRecorder, "record">;
   authority: AuthorityPolicy;
   log: Logger;
+  /** --credential-expiry-warning; default 30 days. */
+  credentialExpiryWarningMs?: number | undefined;
+  metrics?: Pick<Metrics, "credentialExpiration"> | undefined;
+  /** The registration's Ready reason changed: the requests that use it are reconciled again. */
+  onReadyChanged?: ((ref: string) => void) | undefined;
+}
+
+export const DEFAULT_CREDENTIAL_EXPIRY_WARNING_MS = 30 * 86_400_000;
+
+/** True when the condition just turned True, or names another expiry than the one written before. */
+function expiringSoonRaised(
+  previous: AppRegistrationStatus | undefined,
+  expiry: ExpiryDecision | undefined,
+): boolean {
+  if (expiry?.condition.status !== "True") return false;
+  const before = findCondition(previous?.conditions, EXPIRING_SOON);
+  return before?.status !== "True" || before.message !== expiry.condition.message;
 }
 
 export class RegistrationReconciler {
   /** The last status written here: the informer's copy may lag behind our own write. */
   private readonly written = new Map<string, { uid: string; status: AppRegistrationStatus }>();
+  /** The label set each registration's expiry is exported under, to remove it when it goes. */
+  private readonly exported = new Map<string, Record<"kind" | "namespace" | "name" | "credential", string>>();
 
   constructor(private readonly d: RegistrationReconcilerDeps) {}
 
@@ -59,14 +85,14 @@ export class RegistrationReconciler {
   async reconcile(ref: string, signal: AbortSignal): Promise<HandlerResult> {
     const obj = this.d.directory.get(ref);
     if (!obj) {
-      this.written.delete(ref);
+      this.forget(ref);
       return;
     }
     if (obj.metadata.deletionTimestamp) return;
     const now = this.d.clock.now();
     const parsed = this.d.directory.parse(obj);
     let ready: ReadyVerdict;
-    let loaded: ClientCredential | undefined;
+    let known: ClientCredential | CredentialFacts | undefined;
     let requeueAfterMs: number | undefined;
     if (!parsed.ok) {
       ready = {
@@ -82,7 +108,8 @@ export class RegistrationReconciler {
       const where = this.d.directory.credentialNamespace(obj);
       try {
         const base = authorityBaseFor(spec, this.d.authority);
-        loaded = await this.d.credentials.resolve(where, spec.credential, signal, spec.cloud);
+        const loaded = await this.d.credentials.resolve(where, spec.credential, signal, spec.cloud);
+        known = loaded;
         if (loaded.kind === "workloadIdentity") {
           // Mints the service-account token (kept for the requests' calls): proves that the
           // ServiceAccount exists and the audience is allowed, before any request needs it.
@@ -93,15 +120,26 @@ export class RegistrationReconciler {
           reason: "CredentialLoaded",
           message: loadedMessage(spec.credential, where),
         };
-        const notAfter = (loaded as { notAfter?: unknown }).notAfter;
-        if (typeof notAfter === "number" && Number.isFinite(notAfter))
-          requeueAfterMs = Math.min(Math.max(notAfter - now, 1_000), MAX_RECHECK_MS);
       } catch (e) {
         if (!isTokenAcquisitionError(e) || e.kind === "Transient") throw e;
         ready = { status: "False", reason: e.reason, message: e.message.slice(0, 2000) };
         requeueAfterMs = SLOW_RETRY_MS;
+        // Refused for its age: what is known of it (expiry, thumbprint) is still shown.
+        if (e instanceof CredentialError) known = e.facts;
       }
     }
+
+    const credential = parsed.ok ? credentialFacts(parsed.spec.credential, known) : undefined;
+    const expiry = parsed.ok
+      ? credentialExpiry({
+          kind: credential?.kind,
+          expiresAt: credential?.expiresAt === undefined ? undefined : Date.parse(credential.expiresAt),
+          now,
+          warningMs: this.d.credentialExpiryWarningMs ?? DEFAULT_CREDENTIAL_EXPIRY_WARNING_MS,
+        })
+      : undefined;
+    if (ready.status === "True") requeueAfterMs = expiry && expiryRecheckMs(expiry, now);
+    this.exportExpiry(ref, obj, credential);
 
     const uid = obj.metadata.uid ?? "";
     const mine = this.written.get(ref);
@@ -111,7 +149,8 @@ export class RegistrationReconciler {
       previous,
       generation: obj.metadata.generation,
       ready,
-      credential: parsed.ok ? credentialFacts(parsed.spec.credential, loaded) : undefined,
+      expiringSoon: expiry?.condition,
+      credential,
       requests: this.d.requests.indexKeys(APP_REF_INDEX, ref).length,
       now,
     });
@@ -126,10 +165,17 @@ export class RegistrationReconciler {
         throw e;
       }
       this.written.set(ref, { uid, status: desired });
+      const involved = {
+        apiVersion: API_VERSION,
+        kind: obj.kind ?? "",
+        namespace: namespace ?? "",
+        name,
+        uid,
+      };
       const before = findCondition(previous?.conditions, "Ready");
       if (before?.reason !== ready.reason) {
         this.d.events.record(
-          { apiVersion: API_VERSION, kind: obj.kind ?? "", namespace: namespace ?? "", name, uid },
+          involved,
           ready.status === "True" ? "Normal" : "Warning",
           ready.reason,
           ready.message,
@@ -137,14 +183,51 @@ export class RegistrationReconciler {
         const fields = { registration: ref, ready: ready.status, reason: ready.reason };
         if (ready.status === "True") this.d.log.info(fields, "registration ready");
         else this.d.log.warn({ ...fields, detail: ready.message }, "registration not ready");
+        // Requests keep their token until its refresh; a credential that just expired (or
+        // recovered) is told on each of them now.
+        if (before !== undefined) this.d.onReadyChanged?.(ref);
+      }
+      if (expiringSoonRaised(previous, expiry)) {
+        // Once per credential: the condition's message names the expiry, so a re-reconcile, a
+        // restart (status persists) or a status write for another reason raises nothing new.
+        this.d.events.record(involved, "Warning", EXPIRING_SOON, expiry!.condition.message);
+        this.d.log.warn({ registration: ref, detail: expiry!.condition.message }, "credential expires soon");
       }
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
+  /** apptoken_credential_expiration_timestamp_seconds for this registration (one series each). */
+  private exportExpiry(
+    ref: string,
+    obj: RawObject,
+    credential: RegistrationCredentialStatus | undefined,
+  ): void {
+    const metric = this.d.metrics?.credentialExpiration;
+    if (!metric) return;
+    const expiresAt = credential?.expiresAt === undefined ? NaN : Date.parse(credential.expiresAt);
+    const labels = Number.isFinite(expiresAt)
+      ? {
+          kind: obj.kind ?? "",
+          namespace: obj.metadata.namespace ?? "",
+          name: obj.metadata.name ?? "",
+          credential: credential?.kind ?? "",
+        }
+      : undefined;
+    const exported = this.exported.get(ref);
+    if (exported && JSON.stringify(exported) !== JSON.stringify(labels)) metric.remove(exported);
+    if (labels) {
+      metric.set(labels, expiresAt / 1000);
+      this.exported.set(ref, labels);
+    } else this.exported.delete(ref);
+  }
+
   /** The registration is gone. */
   forget(ref: string): void {
     this.written.delete(ref);
+    const exported = this.exported.get(ref);
+    if (exported) this.d.metrics?.credentialExpiration.remove(exported);
+    this.exported.delete(ref);
   }
 }
 

@@ -8,7 +8,7 @@ import type {
   CredentialKind,
   RegistrationCredentialStatus,
 } from "../../api/types.js";
-import type { ClientCredential } from "../../identity/index.js";
+import type { ClientCredential, CredentialFacts } from "../../identity/index.js";
 import { setCondition, type Condition } from "../conditions.js";
 import type { ReadyVerdict } from "../status.js";
 
@@ -20,10 +20,13 @@ export function credentialKindOf(credential: Credential): CredentialKind | undef
   return undefined;
 }
 
-/** The facts about a loaded credential that are safe to show anyone who may read the registration. */
+/**
+ * The facts about a credential that are safe to show anyone who may read the registration: from
+ * the loaded credential, or from the error that refused it for its age.
+ */
 export function credentialFacts(
   spec: Credential,
-  loaded: ClientCredential | undefined,
+  loaded: ClientCredential | CredentialFacts | undefined,
 ): RegistrationCredentialStatus | undefined {
   const kind = credentialKindOf(spec);
   if (kind === undefined) return undefined;
@@ -56,21 +59,27 @@ export interface RegistrationStatusInput {
   previous: AppRegistrationStatus | undefined;
   generation: number | undefined;
   ready: ReadyVerdict;
+  /** The CredentialExpiringSoon condition (credential-expiry.ts); absent for an invalid spec. */
+  expiringSoon?: ReadyVerdict | undefined;
   credential: RegistrationCredentialStatus | undefined;
   requests: number;
   now: number;
 }
 
 export function desiredRegistrationStatus(i: RegistrationStatusInput): AppRegistrationStatus {
-  const conditions = setCondition(
+  const generation = i.generation !== undefined ? { observedGeneration: i.generation } : {};
+  const nowIso = new Date(i.now).toISOString();
+  let conditions = setCondition(
     i.previous?.conditions as Condition[] | undefined,
-    {
-      type: "Ready",
-      ...i.ready,
-      ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
-    },
-    new Date(i.now).toISOString(),
+    { type: "Ready", ...i.ready, ...generation },
+    nowIso,
   );
+  if (i.expiringSoon)
+    conditions = setCondition(
+      conditions,
+      { type: "CredentialExpiringSoon", ...i.expiringSoon, ...generation },
+      nowIso,
+    );
   return {
     ...(i.generation !== undefined ? { observedGeneration: i.generation } : {}),
     conditions,

@@ -1,6 +1,7 @@
 import type { KeyObject, X509Certificate } from "node:crypto";
 import { createHash } from "node:crypto";
 import { CredentialError } from "../errors.js";
+import { refuseExpired } from "./expiry.js";
 import type { CertificateParts } from "./pem.js";
 
 /** A usable signing identity: an RSA key, its certificate, and the rest of the chain in order. */
@@ -58,12 +59,9 @@ export function selectCertificateMaterial(parts: CertificateParts, now: number):
 
 export function checkValidity(material: CertificateMaterial, now: number): void {
   const subject = material.leaf.subject.replaceAll("\n", ", ");
-  if (now > material.notAfter) {
-    throw new CredentialError(
-      "CertificateExpired",
-      `certificate ${subject} (x5t#S256 ${material.x5tS256}) expired at ${new Date(material.notAfter).toISOString()}`,
-    );
-  }
+  refuseExpired(material.notAfter, now, `certificate ${subject} (x5t#S256 ${material.x5tS256})`, {
+    x5tS256: material.x5tS256,
+  });
   if (now < material.notBefore) {
     throw new CredentialError(
       "CertificateNotYetValid",

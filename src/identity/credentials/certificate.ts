@@ -26,6 +26,11 @@ export interface CertificateCredentialOptions {
   algorithm?: "RS256" | "PS256" | undefined;
   /** Assertion lifetime; capped at 600 s, the most Entra ID accepts. */
   assertionLifetimeSeconds?: number | undefined;
+  /**
+   * Extra claims for the assertion (MSAL's "certificate + additional claims"). The registered ones
+   * (aud, iss, sub, jti, nbf, exp, iat) are always the operator's: any given here are overridden.
+   */
+  extraClaims?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface CertificateCredential extends ClientCredential {
@@ -68,7 +73,7 @@ export function certificateCredential(
     subject: material.leaf.subject.replaceAll("\n", ", "),
     formFields: async (ctx: AssertionContext) => ({
       client_assertion_type: JWT_BEARER_ASSERTION_TYPE,
-      client_assertion: await signAssertion(material, header, lifetime, ctx),
+      client_assertion: await signAssertion(material, header, lifetime, ctx, options.extraClaims ?? {}),
     }),
   };
 }
@@ -78,11 +83,13 @@ async function signAssertion(
   header: Record<string, unknown>,
   lifetime: number,
   ctx: AssertionContext,
+  extraClaims: Readonly<Record<string, unknown>>,
 ): Promise<string> {
   // A credential object can outlive its certificate; fail locally rather than with AADSTS700027.
   checkValidity(material, ctx.now);
   const now = Math.floor(ctx.now / 1000);
-  return new SignJWT({ jti: randomUUID() })
+  // The setters below run after the extra claims are in: a reserved claim can never be overridden.
+  return new SignJWT({ ...extraClaims, jti: randomUUID() })
     .setProtectedHeader(header as { alg: string })
     .setAudience(ctx.tokenEndpoint)
     .setIssuer(ctx.clientId)

@@ -76,5 +76,7 @@ function checkNotExpired(notAfter: number, now: number): void {
   throw new CredentialError(
     "AssertionExpired",
     `the client assertion expired at ${new Date(notAfter).toISOString()}; whatever writes it to the Secret has stopped refreshing it`,
+    undefined,
+    { notAfter },
   );
 }

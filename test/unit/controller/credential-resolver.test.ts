@@ -487,11 +487,11 @@ describe("CredentialResolver: certificates", () => {
     ).toBe("AmbiguousCertificateSource");
   });
 
-  it("refuses an expired certificate with CertificateExpired", async () => {
+  it("refuses an expired certificate with CredentialExpired", async () => {
     const { secrets, resolver } = setup();
     secrets.put(NS, "app-cert", { "tls.crt": expired.certPem, "tls.key": expired.keyPem });
     const first = await rejection(resolver.resolve(NS, certificateRef()));
-    expect(first).toMatchObject({ problem: "CertificateExpired" });
+    expect(first).toMatchObject({ problem: "CredentialExpired" });
     expect(await rejection(resolver.resolve(NS, certificateRef()))).toBe(first);
   });
 
@@ -502,8 +502,8 @@ describe("CredentialResolver: certificates", () => {
     clock.advance(DAY - MINUTE);
     expect(await resolver.resolve(NS, certificateRef())).toBe(credential);
     clock.advance(2 * MINUTE);
-    expect(await problemOf(resolver.resolve(NS, certificateRef()))).toBe("CertificateExpired");
-    expect(await problemOf(credential.formFields(ctx()))).toBe("CertificateExpired");
+    expect(await problemOf(resolver.resolve(NS, certificateRef()))).toBe("CredentialExpired");
+    expect(await problemOf(credential.formFields(ctx()))).toBe("CredentialExpired");
   });
 
   it("accepts a not-yet-valid certificate once its notBefore has passed", async () => {

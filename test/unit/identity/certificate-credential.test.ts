@@ -194,7 +194,7 @@ describe("certificateCredential: unusable credentials", () => {
   });
 
   it("reports an expired and a not-yet-valid certificate", () => {
-    expect(problemOf({ certPem: expired.certPem, keyPem: expired.keyPem })).toBe("CertificateExpired");
+    expect(problemOf({ certPem: expired.certPem, keyPem: expired.keyPem })).toBe("CredentialExpired");
     expect(problemOf({ certPem: future.certPem, keyPem: future.keyPem })).toBe("CertificateNotYetValid");
   });
 
@@ -209,7 +209,7 @@ describe("certificateCredential: unusable credentials", () => {
     at.set(credential.notAfter + 1000);
     await expect(
       credential.formFields({ tokenEndpoint: ENDPOINT, clientId: CLIENT_ID, now: at.now() }),
-    ).rejects.toMatchObject({ problem: "CertificateExpired" });
+    ).rejects.toMatchObject({ problem: "CredentialExpired" });
   });
 });
 
@@ -228,6 +228,25 @@ describe("certificateCredential: the client assertion", () => {
     const header = decodeProtectedHeader(await assertionOf({ pem, sendX5C: true }));
     const der = (p: string) => new X509Certificate(p).raw.toString("base64");
     expect(header.x5c).toEqual([der(leaf.certPem), der(intermediate.certPem), der(root.certPem)]);
+  });
+
+  it("merges the registration's extra claims, never letting them replace a registered one", async () => {
+    const at = clock();
+    const extraClaims = { xms_cc: "cp1", aud: "https://elsewhere.example", exp: "9999999999", jti: "fixed" };
+    const jwt = await assertionOf(
+      { certPem: selfSigned.certPem, keyPem: selfSigned.keyPem, extraClaims },
+      at,
+    );
+    const claims = decodeJwt(jwt);
+    const now = Math.floor(at.now() / 1000);
+    expect(claims).toMatchObject({
+      xms_cc: "cp1",
+      aud: ENDPOINT,
+      iss: CLIENT_ID,
+      sub: CLIENT_ID,
+      exp: now + 600,
+    });
+    expect(claims.jti).not.toBe("fixed");
   });
 
   it("carries aud, iss, sub, jti, nbf, iat and a ten-minute exp", async () => {
