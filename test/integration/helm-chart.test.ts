@@ -490,7 +490,7 @@ describe("values", () => {
     expect(rule.metadata.labels.release).toBe("prom");
     expect(rule.spec.groups).toEqual(parse(readFileSync(RULES_SOURCE, "utf8")).groups);
     expect(rule.spec.groups.flatMap((g: any) => g.rules.map((r: any) => r.alert))).toContain(
-      "ApptokenOperatorDown",
+      "AppTokenOperatorDown",
     );
     const plain = await template();
     expect(plain.filter((m) => m.kind === "ServiceMonitor" || m.kind === "PrometheusRule")).toEqual([]);

@@ -25,7 +25,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /**
  * Modules the bundle may name without having them: optional dependencies that their packages load
  * inside try/catch and do without (ws's native speed-ups, node-fetch's legacy charset support, our
- * logger's pino-pretty), and undici's SQLite cache store, loaded only when one is created (a Node.js
+ * logger's pino-pretty, the Redis client's xxhash), and undici's SQLite cache store, loaded only when one is created (a Node.js
  * built-in from 22.5, not in Node 20).
  */
 const OPTIONAL: Record<string, "try" | "lazy"> = {
@@ -33,6 +33,8 @@ const OPTIONAL: Record<string, "try" | "lazy"> = {
   "utf-8-validate": "try",
   encoding: "try",
   "pino-pretty": "try",
+  // @redis/client's digest() (client-side DIGEST for IFDEQ/IFDNE), which the fleet tier never calls.
+  "@node-rs/xxhash": "try",
   "node:sqlite": "lazy",
 };
 
