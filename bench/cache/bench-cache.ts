@@ -8,14 +8,17 @@
  *   {"impl":"apptoken","tenants":N,"usPerHit":X, ...extra fields}
  * usPerHit is CPU µs per hit (this process, GC threads included; robust to other load on a shared
  * machine), the median of 5 timed rounds (after a warm-up round) of sequential, awaited hits on keys
- * picked at random among the N cached ones. Extra fields: wall-clock µs, apptoken's precomputed-key
+ * picked at random among the N cached ones. For apptoken it is the controller's own hit path: the
+ * request's memo, its cache key as RequestMemo.keyFor keeps it, TokenCache.acquire. Extra fields:
+ * wall-clock µs, the key rebuilt on every hit (the controller before keyFor), the precomputed-key
  * figure and the bare Map.get floor, msal's one-CCA-per-tenant figure, and heap figures (per-key
  * bytes only with --expose-gc). See bench/README.md.
  */
 import { performance } from "node:perf_hooks";
 import type { ConfidentialClientApplication } from "@azure/msal-node";
 import { cacheKeyId } from "../../src/cache/cache-key.js";
-import type { CacheKeyParts } from "../../src/cache/cache-key.js";
+import { RequestMemory, cacheKeyParts, type KeySource } from "../../src/controller/request-memory.js";
+import type { RawObject } from "../../src/kube/types.js";
 import { unlimited } from "../../src/rate/token-bucket.js";
 import { TokenCache } from "../../src/cache/token-cache.js";
 import type { TokenResponse } from "../../src/cache/token-response.js";
@@ -103,29 +106,51 @@ function emit(line: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(line) + "\n");
 }
 
-/** What the controller holds per AppTokenRequest: its spec fields and its namespace/name. */
+/** What the controller holds per AppTokenRequest: its queue key and the informer's object. */
 interface RequestLike {
   holder: string;
-  parts: CacheKeyParts;
+  obj: RawObject;
   refreshBeforeMs: number | undefined;
 }
 
+// One registration and one credential for every tenant: the registration directory hands out one
+// parsed spec per registration version, the credential resolver one credential per Secret version.
+const REGISTRATION_SPEC = { clientId: CLIENT_ID } as unknown as KeySource["registration"]["spec"];
+const CREDENTIAL = { fingerprint: "sha256:5f4dcc3b5aa765d61d8327deb882cf99" };
+
+/**
+ * What a reconcile that passed every check has for the key step: fresh objects every time (a new
+ * snapshot, registration lookup and resolved credential) around the informer's and resolvers' own.
+ */
+function sourceOf(r: RequestLike, endpoint: URL): KeySource {
+  return {
+    snap: { req: r.obj as unknown as KeySource["snap"]["req"] },
+    registration: { spec: REGISTRATION_SPEC },
+    credential: { endpoint, credential: CREDENTIAL },
+  };
+}
+
 async function benchApptoken(n: number): Promise<void> {
-  const requests: RequestLike[] = Array.from({ length: n }, (_, i) => ({
-    holder: `tenant-${i}/graph`,
-    parts: {
-      authorityHost: HOST,
-      tenantId: tenantGuid(i),
-      clientId: CLIENT_ID,
-      scope: SCOPE,
-      credentialFingerprint: "sha256:5f4dcc3b5aa765d61d8327deb882cf99",
-    },
-    refreshBeforeMs: undefined,
-  }));
-  const keyIds = requests.map((r) => cacheKeyId(r.parts));
+  const requests: RequestLike[] = Array.from({ length: n }, (_, i) => {
+    const metadata = { namespace: `tenant-${i}`, name: "graph", uid: `uid-${i}`, generation: 1 };
+    const spec = { tenantId: tenantGuid(i), scope: SCOPE };
+    return {
+      holder: `tenant-${i}/graph`,
+      obj: { apiVersion: "apptoken.io/v1alpha1", kind: "AppTokenRequest", metadata, spec },
+      refreshBeforeMs: undefined,
+    };
+  });
+  // Made fresh by every reconcile (resolveCredential) in the controller; kept apart here so that
+  // these large objects do not spread the requests' own objects across memory.
+  const endpoints = requests.map((_, i) => new URL(`https://${HOST}/${tenantGuid(i)}/oauth2/v2.0/token`));
+  const cache = new TokenCache({ clock: systemClock, limiter: unlimited });
+  const memory = new RequestMemory({ clock: systemClock, cache, events: { forget: () => undefined } });
+  // The first reconcile of each request builds its key; the same strings key the cache.
+  const keyIds = requests.map(
+    (r, i) => memory.keyFor(r.holder, memory.memoFor(r.holder, r.obj), sourceOf(r, endpoints[i]!)).keyId,
+  );
   const before = heapMB();
 
-  const cache = new TokenCache({ clock: systemClock, limiter: unlimited });
   let calls = 0;
   const respond = (i: number) => async (): Promise<TokenResponse> => {
     calls++;
@@ -145,11 +170,22 @@ async function benchApptoken(n: number): Promise<void> {
   const filled = calls;
 
   const neverCalled = respond(-1);
-  // As the controller will do it on every reconcile: build the key from the request's fields.
+  // As the controller runs it on every reconcile: the request's memo, its key as keyFor keeps it
+  // (three comparisons while the spec, the registration and the credential are unchanged), acquire.
   const fullPath = await measure(
     (i) => {
       const r = requests[i]!;
-      return cache.acquire(cacheKeyId(r.parts), neverCalled, {
+      const { keyId } = memory.keyFor(r.holder, memory.memoFor(r.holder, r.obj), sourceOf(r, endpoints[i]!));
+      return cache.acquire(keyId, neverCalled, { holder: r.holder, refreshBeforeMs: r.refreshBeforeMs });
+    },
+    n,
+    1024,
+  );
+  // As the controller ran it before keyFor: the key built from the request's fields on every hit.
+  const keyRebuilt = await measure(
+    (i) => {
+      const r = requests[i]!;
+      return cache.acquire(cacheKeyId(cacheKeyParts(sourceOf(r, endpoints[i]!))), neverCalled, {
         holder: r.holder,
         refreshBeforeMs: r.refreshBeforeMs,
       });
@@ -172,8 +208,10 @@ async function benchApptoken(n: number): Promise<void> {
     tenants: n,
     usPerHit: round3(fullPath.cpu),
     usPerHitWall: round3(fullPath.wall),
+    usPerHitKeyRebuilt: round3(keyRebuilt.cpu),
     usPerHitPrecomputedKey: round3(precomputed.cpu),
     usPerMapGet: round3(floor.cpu),
+    fullPathOverMapGet: round1(fullPath.cpu / floor.cpu),
     heapUsedMB: round1(after),
     ...(gc && n >= 1000 ? { cacheBytesPerKey: Math.round(((after - before) * 2 ** 20) / n) } : {}),
     tokenBytes: TOKEN_BYTES,

@@ -32,7 +32,6 @@ import { parseAppTokenRequestSpec } from "../api/schema.js";
 import { parseDuration } from "../api/duration.js";
 import type { Clock } from "../clock.js";
 import type { AcquireResult, CachedToken, TokenCache } from "../cache/index.js";
-import { cacheKeyId } from "../cache/index.js";
 import type { PersistedTokens } from "../cache/hydration.js";
 import type { AuthorityPolicy, TokenClient } from "../identity/index.js";
 import type { KubeApiClient } from "../kube/api-client.js";
@@ -253,19 +252,16 @@ export class Reconciler {
     return { result, token, existing, force, keyHash };
   }
 
-  /** The request's cache key; a rotated credential hands the old key's token to the new one. */
+  /**
+   * The request's cache key, rebuilt only when what it is made of changed; a rotated credential
+   * hands the old key's token to the new one.
+   */
   private linkKey(key: string, memo: RequestMemo, p: Passed): { keyId: string; keyHash: string } {
-    const { endpoint, credential } = p.credential;
-    const keyId = cacheKeyId({
-      authorityHost: endpoint.origin + endpoint.pathname,
-      tenantId: p.snap.req.spec.tenantId,
-      clientId: p.registration.spec.clientId,
-      scope: p.snap.req.spec.scope,
-      credentialFingerprint: credential.fingerprint,
-    });
-    if (memo.keyId !== undefined && memo.keyId !== keyId)
-      this.readBack.carryOverOnRotation(memo.keyId, keyId);
-    return { keyId, keyHash: this.memory.link(key, memo, keyId) };
+    const previous = memo.keyId;
+    const keyed = this.memory.keyFor(key, memo, p);
+    if (previous !== undefined && previous !== keyed.keyId)
+      this.readBack.carryOverOnRotation(previous, keyed.keyId);
+    return keyed;
   }
 
   /** Status (and its Event) as the outcome says, and when to look again. */

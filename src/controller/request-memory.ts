@@ -4,32 +4,71 @@
  * token out), the expiry of every token it put in a Secret, and the cache holders of deleted
  * requests waiting out their grace period.
  */
-import type { AppTokenRequestStatus } from "../api/types.js";
+import type { AppTokenRequest, AppTokenRequestStatus } from "../api/types.js";
 import type { Clock } from "../clock.js";
-import type { TokenCache } from "../cache/index.js";
-import { cacheKeyHash } from "../cache/index.js";
+import type { CacheKeyParts, TokenCache } from "../cache/index.js";
+import { cacheKeyHash, cacheKeyId } from "../cache/index.js";
 import type { EventRecorder } from "../kube/events.js";
 import { KeyedMinHeap } from "../kube/keyed-heap.js";
 import { intern } from "../kube/projections.js";
 import type { RawObject } from "../kube/types.js";
+import type { UsableRegistration } from "./registrations/directory.js";
 import type { StatusMemo } from "./status-writer.js";
 
 /** How long a deleted request's cache key is kept for a recreated request of the same name. */
 export const RELEASE_GRACE_MS = 5 * 60_000;
 
+/**
+ * What a request's cache key is made of, as a reconcile that passed every check holds it (the
+ * reconciler's snapshot, registration and resolved credential).
+ */
+export interface KeySource {
+  snap: { req: Pick<AppTokenRequest, "metadata" | "spec"> };
+  registration: Pick<UsableRegistration, "spec">;
+  credential: { endpoint: URL; credential: { fingerprint: string } };
+}
+
 export interface RequestMemo extends StatusMemo {
   uid: string;
+  /** The request's cache key and its hash, valid while the three `keyBuiltFor*` below still hold. */
   keyId: string | undefined;
   keyHash: string | undefined;
+  /** The spec generation the key was built for (the tenant and scope come from the spec). */
+  keyBuiltForGeneration: number | undefined;
+  /**
+   * The registration's parsed spec the key was built from (client id, cloud, authority host): a new
+   * object with every version of the registration, so an identity check is a version check.
+   */
+  keyBuiltForRegistration: object | undefined;
+  /** The credential fingerprint the key was built with: a rotation changes it. */
+  keyBuiltForFingerprint: string | undefined;
+  /** The generation the last acquire was for (a new one retries a failed key at once). */
   generation: number | undefined;
   /** The force-refresh value already acted on (also recorded on the Secret). */
   forceHandled: string | undefined;
 }
 
+/** A memo that holds its request's cache key. */
+export type KeyedMemo = RequestMemo & { keyId: string; keyHash: string };
+
 export interface RequestMemoryDeps {
   clock: Clock;
   cache: Pick<TokenCache, "release">;
   events: Pick<EventRecorder, "forget">;
+  /** Builds a key id from its parts; cacheKeyId unless a test counts the calls. */
+  cacheKeyId?: (parts: CacheKeyParts) => string;
+}
+
+/** The cache key's parts as a request, its registration and its credential give them. */
+export function cacheKeyParts(src: KeySource): CacheKeyParts {
+  const { endpoint, credential } = src.credential;
+  return {
+    authorityHost: endpoint.origin + endpoint.pathname,
+    tenantId: src.snap.req.spec.tenantId,
+    clientId: src.registration.spec.clientId,
+    scope: src.snap.req.spec.scope,
+    credentialFingerprint: credential.fingerprint,
+  };
 }
 
 export class RequestMemory {
@@ -44,7 +83,11 @@ export class RequestMemory {
   /** request key -> when its cache holder may be released (see forget). */
   private readonly pendingRelease = new Map<string, number>();
 
-  constructor(private readonly d: RequestMemoryDeps) {}
+  private readonly buildKeyId: (parts: CacheKeyParts) => string;
+
+  constructor(private readonly d: RequestMemoryDeps) {
+    this.buildKeyId = d.cacheKeyId ?? cacheKeyId;
+  }
 
   get(key: string): RequestMemo | undefined {
     return this.memos.get(key);
@@ -67,6 +110,9 @@ export class RequestMemory {
         uid,
         keyId: undefined,
         keyHash: undefined,
+        keyBuiltForGeneration: undefined,
+        keyBuiltForRegistration: undefined,
+        keyBuiltForFingerprint: undefined,
         generation: undefined,
         hits: status?.cache?.hits ?? 0,
         misses: status?.cache?.misses ?? 0,
@@ -80,11 +126,35 @@ export class RequestMemory {
   }
 
   /**
-   * Points request `key` at cache key `keyId`, and returns the key's hash. The previous key, if it
-   * changed, is in `memo.keyId` until this returns.
+   * The memo of request `key`, holding the request's cache key. The key (a string of ~200
+   * characters, and its sha256 when new) is built only when the spec generation, the registration's
+   * version or the credential's fingerprint changed since it last was: those are all it is made of,
+   * so a reconcile that finds them as they were pays three comparisons. The key id the memo held
+   * before the call is the previous one, for a caller that hands a rotated key's token over.
    */
-  link(key: string, memo: RequestMemo, keyId: string): string {
-    if (memo.keyId === keyId && memo.keyHash !== undefined) return memo.keyHash;
+  keyFor(key: string, memo: RequestMemo, src: KeySource): KeyedMemo {
+    const generation = src.snap.req.metadata.generation;
+    const registration = src.registration.spec;
+    const fingerprint = src.credential.credential.fingerprint;
+    if (
+      memo.keyId === undefined ||
+      generation === undefined ||
+      memo.keyBuiltForGeneration !== generation ||
+      memo.keyBuiltForRegistration !== registration ||
+      memo.keyBuiltForFingerprint !== fingerprint
+    ) {
+      this.link(key, memo, this.buildKeyId(cacheKeyParts(src)));
+      memo.keyBuiltForGeneration = generation;
+      memo.keyBuiltForRegistration = registration;
+      memo.keyBuiltForFingerprint = fingerprint;
+    }
+    // link always sets both, and a memo's key is never unset while it is in use.
+    return memo as KeyedMemo;
+  }
+
+  /** Points request `key` at cache key `keyId`: one shared copy of the id and its hash. */
+  private link(key: string, memo: RequestMemo, keyId: string): void {
+    if (memo.keyId === keyId && memo.keyHash !== undefined) return;
     this.unlink(key, memo.keyId);
     let shared = this.keyUsers.get(keyId);
     if (!shared) {
@@ -94,7 +164,6 @@ export class RequestMemory {
     shared.users.add(key);
     memo.keyId = shared.keyId;
     memo.keyHash = shared.keyHash;
-    return shared.keyHash;
   }
 
   /** The other requests on `keyId`. */

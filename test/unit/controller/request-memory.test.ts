@@ -1,0 +1,151 @@
+/**
+ * RequestMemory.keyFor: a request's cache key is built once per (spec generation, registration
+ * version, credential fingerprint) and otherwise comes from the memo. The key builder is injected
+ * so the tests count its calls.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import { cacheKeyHash, cacheKeyId, type CacheKeyParts } from "../../../src/cache/index.js";
+import {
+  RequestMemory,
+  cacheKeyParts,
+  type KeySource,
+  type RequestMemo,
+} from "../../../src/controller/request-memory.js";
+import type { RawObject } from "../../../src/kube/types.js";
+import { USABLE_REGISTRATION } from "./support.js";
+
+const KEY = "payments/graph";
+const ENDPOINT = new URL("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+
+function requestObject(generation: number, scope = "https://graph.microsoft.com/.default"): RawObject {
+  return {
+    apiVersion: "apptoken.io/v1alpha1",
+    kind: "AppTokenRequest",
+    metadata: { name: "graph", namespace: "payments", uid: "uid-graph", generation },
+    spec: { tenantId: "contoso.onmicrosoft.com", scope },
+  };
+}
+
+function source(
+  obj: RawObject,
+  registrationSpec = USABLE_REGISTRATION.spec,
+  fingerprint = "sha256:credential-1",
+): KeySource {
+  return {
+    snap: { req: obj as unknown as KeySource["snap"]["req"] },
+    registration: { spec: registrationSpec },
+    credential: { endpoint: ENDPOINT, credential: { fingerprint } },
+  };
+}
+
+describe("RequestMemory.keyFor", () => {
+  let built: CacheKeyParts[];
+  let released: string[];
+  let memory: RequestMemory;
+
+  beforeEach(() => {
+    built = [];
+    released = [];
+    memory = new RequestMemory({
+      clock: { now: () => 0 },
+      cache: { release: (holder) => (released.push(holder), true) },
+      events: { forget: () => undefined },
+      cacheKeyId: (parts) => {
+        built.push(parts);
+        return cacheKeyId(parts);
+      },
+    });
+  });
+
+  function keyOf(obj: RawObject, src: KeySource): { memo: RequestMemo; keyId: string; keyHash: string } {
+    const memo = memory.memoFor(KEY, obj);
+    const { keyId, keyHash } = memory.keyFor(KEY, memo, src);
+    return { memo, keyId, keyHash };
+  }
+
+  it("builds the key from the request, the registration and the credential, and hashes it", () => {
+    const obj = requestObject(1);
+    const src = source(obj);
+    const { keyId, keyHash } = keyOf(obj, src);
+    expect(keyId).toBe(cacheKeyId(cacheKeyParts(src)));
+    expect(keyId).toContain("|sha256:credential-1");
+    expect(keyHash).toBe(cacheKeyHash(keyId));
+    expect(built).toHaveLength(1);
+  });
+
+  it("builds nothing again while generation, registration and fingerprint are as they were", () => {
+    const obj = requestObject(1);
+    const first = keyOf(obj, source(obj));
+    // A later reconcile: a new snapshot and a new resolved credential, the same three facts.
+    const again = keyOf(requestObject(1), source(requestObject(1)));
+    expect(again.memo).toBe(first.memo);
+    expect(again.keyId).toBe(first.keyId); // the very same string, not an equal one
+    expect(again.keyHash).toBe(first.keyHash);
+    expect(built).toHaveLength(1);
+  });
+
+  it("builds a new key when the spec generation changes", () => {
+    const first = keyOf(requestObject(1), source(requestObject(1)));
+    const other = "api://payments/.default";
+    const next = keyOf(requestObject(2, other), source(requestObject(2, other)));
+    expect(built).toHaveLength(2);
+    expect(next.keyId).not.toBe(first.keyId);
+    expect(next.keyId).toContain(other);
+  });
+
+  it("builds the key again when the registration is updated, and keeps it when the key is the same", () => {
+    const obj = requestObject(1);
+    const first = keyOf(obj, source(obj));
+    // A status-only update of the registration: a new object version, the same client id.
+    const sameClient = { ...USABLE_REGISTRATION.spec };
+    expect(keyOf(obj, source(obj, sameClient)).keyId).toBe(first.keyId);
+    expect(built).toHaveLength(2);
+
+    const newClient = { ...USABLE_REGISTRATION.spec, clientId: "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0" };
+    const next = keyOf(obj, source(obj, newClient));
+    expect(built).toHaveLength(3);
+    expect(next.keyId).toContain("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0");
+    expect(next.keyHash).toBe(cacheKeyHash(next.keyId));
+  });
+
+  it("builds a new key when the credential is rotated", () => {
+    const obj = requestObject(1);
+    const first = keyOf(obj, source(obj));
+    const next = keyOf(obj, source(obj, USABLE_REGISTRATION.spec, "sha256:credential-2"));
+    expect(built).toHaveLength(2);
+    expect(next.keyId).not.toBe(first.keyId);
+    expect(next.keyId).toContain("|sha256:credential-2");
+  });
+
+  it("builds every time for an object without a generation (a change could not be told apart)", () => {
+    const obj = requestObject(1);
+    delete obj.metadata.generation;
+    keyOf(obj, source(obj));
+    keyOf(obj, source(obj));
+    expect(built).toHaveLength(2);
+  });
+
+  it("starts over for a recreated request of the same name", () => {
+    const obj = requestObject(1);
+    const first = keyOf(obj, source(obj));
+    const recreated = { ...obj, metadata: { ...obj.metadata, uid: "uid-graph-2" } };
+    const next = keyOf(recreated, source(recreated));
+    expect(next.memo).not.toBe(first.memo);
+    expect(next.keyId).toBe(first.keyId);
+    expect(built).toHaveLength(2);
+  });
+
+  it("shares one copy of a key between the requests that use it, and drops it with the last", () => {
+    const a = requestObject(1);
+    const b = { ...a, metadata: { ...a.metadata, name: "graph-b", uid: "uid-b" } };
+    const ka = keyOf(a, source(a));
+    const memoB = memory.memoFor("payments/graph-b", b);
+    const kb = memory.keyFor("payments/graph-b", memoB, source(b));
+    expect(kb.keyId).toBe(ka.keyId);
+    expect([...memory.othersOn(ka.keyId, KEY)]).toEqual(["payments/graph-b"]);
+    // Rotation of a's credential moves a to a new key; b stays on the old one.
+    const rotated = keyOf(a, source(a, USABLE_REGISTRATION.spec, "sha256:credential-2"));
+    expect([...memory.othersOn(ka.keyId, KEY)]).toEqual(["payments/graph-b"]);
+    expect([...memory.othersOn(rotated.keyId, "payments/graph-b")]).toEqual([KEY]);
+  });
+});
