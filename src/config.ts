@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseDuration } from "./api/duration.js";
 
 const bindAddress = z
   .string()
@@ -55,6 +56,17 @@ const ConfigSchema = z.object({
   logLevel: z.enum(LOG_LEVELS),
   /** Pretty logs for people at a terminal; JSON otherwise. */
   logFormat: z.enum(["json", "pretty", "auto"]),
+  /** Milliseconds; parsed from a Go duration such as "30s". */
+  forceRefreshMinIntervalMs: z.string().transform((text, ctx) => {
+    try {
+      const ms = parseDuration(text);
+      if (ms >= 0) return ms;
+      ctx.addIssue({ code: "custom", message: "must not be negative" });
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: e instanceof Error ? e.message : String(e) });
+    }
+    return z.NEVER;
+  }),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { authorityCa?: string };
@@ -197,6 +209,13 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "auto",
     env: "APPTOKEN_LOG_FORMAT",
     help: "json|pretty|auto (pretty on a terminal)",
+  },
+  "force-refresh-min-interval": {
+    key: "forceRefreshMinIntervalMs",
+    type: "string",
+    default: "30s",
+    env: "APPTOKEN_FORCE_REFRESH_MIN_INTERVAL",
+    help: "at most one forced refresh (annotation apptoken.io/force-refresh) per token per this duration; 0 disables coalescing",
   },
 };
 

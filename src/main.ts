@@ -112,6 +112,7 @@ function wire(config: Config, log: Logger): Operator {
     clusterResourceNamespace: config.clusterResourceNamespace ?? podNamespace(),
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
+    forceRefreshMinIntervalMs: config.forceRefreshMinIntervalMs,
   });
   return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, lease };
 }

@@ -24,6 +24,8 @@ export interface RequestMemo extends StatusMemo {
   generation: number | undefined;
   /** The force-refresh value already acted on (also recorded on the Secret). */
   forceHandled: string | undefined;
+  /** The force-refresh value waiting to be handled and when this process first saw it. */
+  forceSeen: { value: string; at: number } | undefined;
 }
 
 export interface RequestMemoryDeps {
@@ -73,6 +75,7 @@ export class RequestMemory {
         lastStatus: undefined,
         writtenRv: undefined,
         forceHandled: undefined,
+        forceSeen: undefined,
       };
       this.memos.set(key, memo);
     }
