@@ -61,6 +61,7 @@ import {
   DEFAULT_FORCE_REFRESH_MIN_INTERVAL_MS,
   firstSeen,
   forceDecision,
+  forcePending,
   forceToRecord,
   withForceWait,
   type ForceDecision,
@@ -97,6 +98,8 @@ export interface ReconcilerDeps {
   /** At most one forced call per cache key per this many ms; 0 = no coalescing. Default 30 s. */
   forceRefreshMinIntervalMs?: number | undefined;
 }
+
+const NO_FORCE: ForceDecision = Object.freeze({ action: "none", handled: undefined });
 
 /** A snapshot that passed every check: what the token step needs. */
 interface Passed {
@@ -259,7 +262,9 @@ export class Reconciler {
       handledHere: memo.forceHandled,
     };
     memo.forceSeen = firstSeen(memo.forceSeen, facts.wanted, snap.now);
-    const decide = () => {
+    const decide = (): ForceDecision => {
+      // Nearly every reconcile has no value pending: it costs no look at the cache's key.
+      if (!forcePending(facts)) return NO_FORCE;
       const held = this.d.cache.inspect(keyId);
       return forceDecision({
         ...facts,
@@ -293,7 +298,8 @@ export class Reconciler {
     // A token no Secret of this namespace vouches for is not written here until it is replaced.
     const token = distrusted && result.outcome !== "Fetched" ? undefined : result.token;
     // Asked again only about the token this acquire returned: a later one may not be in the Secret.
-    const after = this.d.cache.inspect(keyId)?.token === result.token ? decide() : before;
+    const after =
+      before !== NO_FORCE && this.d.cache.inspect(keyId)?.token === result.token ? decide() : before;
     return { result, token, existing, force: { facts, before, after }, keyHash };
   }
 
