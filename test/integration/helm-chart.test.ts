@@ -420,6 +420,9 @@ describe("values", () => {
       (m) => m.kind === "Role" && m.metadata.name === "apptoken-operator-leader-election",
     );
     expect(leaseRole?.metadata.namespace).toBe("leases");
+    // 0 turns coalescing off: a value, not "unset".
+    const off = operatorContainer(await template(["--set", "forceRefreshMinInterval=0"])).args as string[];
+    expect(off).toContain("--force-refresh-min-interval=0");
   });
 
   it("a namespaced install with a cluster resource namespace grants its read-only Role there", async () => {
