@@ -127,6 +127,7 @@ export class StatusWriter {
         ? { expiresAt: iso(o.token.expiresAt), refreshAt: iso(o.token.refreshAt), source: o.token.source }
         : {}),
       ...(o.acquire ? { outcome: o.acquire.outcome, throttle: o.acquire.throttle.state } : {}),
+      ...(previousReason !== o.ready.reason ? { previousReason: previousReason ?? "none" } : {}),
     };
     if (o.ready.status === "False")
       this.d.log.warn({ ...fields, detail: o.ready.message }, "request not ready");
