@@ -16,8 +16,7 @@
  *   which cache key?                     -> a new spec generation retries at once; a rotated
  *                                           credential inherits the old key's token
  *   may this namespace trust a token read back from Secrets after a restart? -> else fetch anew
- *   is a refresh forced (annotation)?    -> skip freshness for one call, or wait for the key's
- *                                           minimum interval between forced calls
+ *   is a refresh forced (annotation)?    -> skip freshness for one call
  *   what token should the Secret hold?   -> the token cache (hit, shared call, or a call);
  *                                           none: Throttled, Pending or the failure's reason
  *   does the Secret hold it?             -> create / replace (SecretConflict, SecretTypeImmutable,
@@ -55,16 +54,7 @@ import {
   type ResolvedCredential,
 } from "./checks.js";
 import type { CredentialResolver } from "./credential-resolver.js";
-import {
-  DEFAULT_FORCE_REFRESH_MIN_INTERVAL_MS,
-  firstSeen,
-  forceDecision,
-  forcePending,
-  forceToRecord,
-  withForceWait,
-  type ForceDecision,
-  type ForceRefreshFacts,
-} from "./force-refresh.js";
+import { forceHandledBy, forceToRecord, mustForce, type ForceRefreshFacts } from "./force-refresh.js";
 import { noTokenOutcome, refusalOutcome, tokenOutcome, type Outcome } from "./outcomes.js";
 import type { RegistrationDirectory, UsableRegistration } from "./registrations/directory.js";
 import { RequestMemory, type RequestMemo } from "./request-memory.js";
@@ -93,11 +83,7 @@ export interface ReconcilerDeps {
   persisted: PersistedTokens;
   /** Re-queues other requests (other holders of a key that just got a new token). */
   enqueue: (key: string, priority: "high" | "low") => void;
-  /** At most one forced call per cache key per this many ms; 0 = no coalescing. Default 30 s. */
-  forceRefreshMinIntervalMs?: number | undefined;
 }
-
-const NO_FORCE: ForceDecision = Object.freeze({ action: "none", handled: undefined });
 
 /** A snapshot that passed every check: what the token step needs. */
 interface Passed {
@@ -119,8 +105,7 @@ interface Acquired {
   token: CachedToken | undefined;
   /** The target Secret as it stood before the write (ours, if the informer has not caught up). */
   existing: SecretProjection | undefined;
-  /** `before`: decided before the acquire; `after`: the same rule asked again with its result. */
-  force: { facts: ForceRefreshFacts; before: ForceDecision; after: ForceDecision };
+  force: { facts: ForceRefreshFacts; must: boolean };
   keyHash: string;
 }
 
@@ -202,17 +187,13 @@ export class Reconciler {
     signal: AbortSignal,
   ): Promise<Outcome> {
     const { result, token, existing, force } = a;
-    const handled = force.after.action === "none" ? force.after.handled : undefined;
-    const forceDone = handled !== undefined;
-    if (forceDone) {
-      r.memo.forceHandled = handled;
-      r.memo.forceSeen = undefined;
-    }
+    const forceDone = forceHandledBy(force.must, result.outcome);
+    if (forceDone) r.memo.forceHandled = force.facts.wanted;
     const recordForce = forceToRecord({ ...force.facts, handledHere: r.memo.forceHandled });
     const desired = targetSecretFor(snap.req, token, a.keyHash, recordForce);
     const write = await this.secrets.write(snap.req, existing, desired, signal);
     if (write.conflict) return refusalOutcome(write.conflict, SECRET_WRITE_POLICY);
-    const o = tokenOutcome({
+    return tokenOutcome({
       result,
       token,
       previousIssuedAt: existing?.metadata.annotations?.[ANNOTATION.issuedAt],
@@ -220,13 +201,9 @@ export class Reconciler {
       previousSource: r.memo.lastStatus?.tokenSource ?? snap.req.status?.tokenSource,
       secretName: snap.secretName,
       created: write.created,
-      forcePending: force.before.action === "call" && !forceDone,
+      forcePending: force.must && !forceDone,
       now: snap.now,
     });
-    const { wanted } = force.facts;
-    return force.after.action === "wait" && wanted !== undefined
-      ? withForceWait(o, wanted, force.after.until, snap.now)
-      : o;
   }
 
   /**
@@ -250,21 +227,7 @@ export class Reconciler {
       recordedOnSecret: existing?.metadata.annotations?.[ANNOTATION.forceRefresh],
       handledHere: memo.forceHandled,
     };
-    memo.forceSeen = firstSeen(memo.forceSeen, facts.wanted, snap.now);
-    const decide = (): ForceDecision => {
-      // Nearly every reconcile has no value pending: it costs no look at the cache's key.
-      if (!forcePending(facts)) return NO_FORCE;
-      const held = this.d.cache.inspect(keyId);
-      return forceDecision({
-        ...facts,
-        seenAt: memo.forceSeen?.at,
-        fetchedAt: held?.fetchedAt,
-        forcedAt: held?.forcedAt,
-        minIntervalMs: this.d.forceRefreshMinIntervalMs ?? DEFAULT_FORCE_REFRESH_MIN_INTERVAL_MS,
-        now: this.d.clock.now(),
-      });
-    };
-    const before = decide();
+    const force = { facts, must: mustForce(facts) };
     const refreshBeforeMs = req.spec.refreshBefore ? parseDuration(req.spec.refreshBefore) : undefined;
     const fetch = () =>
       fetchToken(this.d.tokenClient, this.d.metrics, {
@@ -275,7 +238,7 @@ export class Reconciler {
         signal,
       });
     const result = await this.d.cache.acquire(keyId, fetch, {
-      force: before.action === "call" || distrusted,
+      force: force.must || distrusted,
       refreshBeforeMs,
       holder: key,
     });
@@ -286,10 +249,7 @@ export class Reconciler {
     }
     // A token no Secret of this namespace vouches for is not written here until it is replaced.
     const token = distrusted && result.outcome !== "Fetched" ? undefined : result.token;
-    // Asked again only about the token this acquire returned: a later one may not be in the Secret.
-    const after =
-      before !== NO_FORCE && this.d.cache.inspect(keyId)?.token === result.token ? decide() : before;
-    return { result, token, existing, force: { facts, before, after }, keyHash };
+    return { result, token, existing, force, keyHash };
   }
 
   /**
