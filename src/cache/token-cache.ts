@@ -216,6 +216,7 @@ export class TokenCache {
         // The fleet tier answered from its shared store: a hit, not a call to the token service.
         const shared = error === undefined && key.fromSharedTier;
         if (shared) {
+          this.limiter.giveBack?.();
           key.misses--;
           this.totals.misses--;
           key.hits++;

@@ -9,6 +9,11 @@ import type { Clock } from "../clock.js";
  */
 export interface CallLimiter {
   reserve(): number;
+  /**
+   * Gives back the slot the last `reserve` took, when no call was made with it after all (the
+   * fleet tier answered from its shared store): a read from the store must not pace real calls.
+   */
+  giveBack?(): void;
 }
 
 export interface TokenBucketOptions {
@@ -64,6 +69,12 @@ export class TokenBucket implements CallLimiter {
     const due = this.nextAvailableAt();
     this.theoreticalArrival = Math.max(this.theoreticalArrival, this.clock.now()) + this.intervalMs;
     return due;
+  }
+
+  /** Undoes one `reserve`: later reservations keep their due times, the next one comes sooner. */
+  giveBack(): void {
+    if (this.theoreticalArrival === Number.NEGATIVE_INFINITY) return;
+    this.theoreticalArrival -= this.intervalMs;
   }
 
   /** Tokens available now (negative when slots are reserved ahead); for metrics. */

@@ -10,7 +10,7 @@ import {
 import { SharedTier, SharedTierTokenCache } from "../../src/cache/shared-tier/shared-tier.js";
 import { lockedCall } from "../../src/cache/shared-tier/shared-lock.js";
 import type { EntryRead, SharedStore } from "../../src/cache/shared-tier/store.js";
-import { unlimited } from "../../src/rate/token-bucket.js";
+import { TokenBucket, unlimited } from "../../src/rate/token-bucket.js";
 import type { TokenFetch } from "../../src/cache/token-cache.js";
 import { ThrottledError, TransientError } from "../../src/identity/errors.js";
 import { FakeClock } from "../support/fake-clock.js";
@@ -345,5 +345,25 @@ describe("the fleet tier", () => {
     expect(cache.stats()).toMatchObject({ hits: 1, misses: 0 });
     // Served from memory afterwards, as any cached token.
     expect(await cache.acquire(KEY_ID, fetch)).toMatchObject({ outcome: "Hit", source: "Cache" });
+  });
+
+  it("a token read from the tier does not use up the operator's own budget of calls", async () => {
+    const f = fleet();
+    const keyIds = [1, 2, 3].map((i) => `${KEY_ID}|${i}`);
+    for (const k of keyIds) await f.operator().tier.fetch(k, f.issue());
+    // One call per second, no burst: three real calls would be paced a second apart.
+    const limiter = new TokenBucket({ ratePerSecond: 1, burst: 1, clock: f.clock });
+    const cache = new SharedTierTokenCache({ clock: f.clock, limiter, random: () => 0 }, f.operator().tier);
+    for (const k of keyIds) {
+      expect(await cache.acquire(k, f.issue())).toMatchObject({ outcome: "Fetched", source: "SharedCache" });
+    }
+    // The budget is whole for the first real call.
+    const fresh = f.issue();
+    expect(await cache.acquire(`${KEY_ID}|4`, fresh)).toMatchObject({ outcome: "Fetched", called: true });
+    expect(fresh).toHaveBeenCalledTimes(1);
+    expect(await cache.acquire(`${KEY_ID}|5`, f.issue())).toMatchObject({
+      outcome: "Deferred",
+      called: false,
+    });
   });
 });

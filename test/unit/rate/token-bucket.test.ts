@@ -67,6 +67,21 @@ describe("TokenBucket", () => {
     expect(bucket.tryTake()).toBe(true);
   });
 
+  it("takes back a slot given back, never beyond the burst", () => {
+    const clock = new FakeClock();
+    const bucket = new TokenBucket({ ratePerSecond: 1, burst: 1, clock });
+    bucket.giveBack(); // nothing taken yet: no effect
+    expect(bucket.reserve()).toBe(clock.now());
+    expect(bucket.nextAvailableAt()).toBe(clock.now() + 1000);
+    bucket.giveBack();
+    expect(bucket.nextAvailableAt()).toBe(clock.now());
+    // Giving back more than was taken does not grow the burst.
+    bucket.giveBack();
+    bucket.giveBack();
+    expect(bucket.reserve()).toBe(clock.now());
+    expect(bucket.reserve()).toBe(clock.now() + 1000);
+  });
+
   it("rejects a rate or burst that would block every call", () => {
     const clock = new FakeClock();
     expect(() => new TokenBucket({ ratePerSecond: 0, burst: 1, clock })).toThrow(RangeError);
