@@ -110,6 +110,16 @@ async function template(args: string[] = []): Promise<Manifest[]> {
   return parseManifests(out);
 }
 
+/** The fleet tier on, its key and Redis password from Secrets. */
+const SHARED_CACHE = [
+  "--set",
+  "sharedCache.url=rediss://redis.fleet.example:6380",
+  "--set",
+  "sharedCache.keySecret.name=apptoken-fleet-key",
+  "--set",
+  "sharedCache.passwordSecret.name=apptoken-redis",
+];
+
 async function templateFails(args: string[]): Promise<string> {
   const r = await helm(["template", "x", CHART_DIR, "--kube-version", KUBE_VERSION, ...args]);
   expect(r.code, `helm template ${args.join(" ")} should fail`).not.toBe(0);
@@ -296,10 +306,10 @@ describe("helm lint and helm template", () => {
     expect(await names("team-a,team-c")).not.toBe(ab);
   });
 
-  it("passes the apiserver's dry run, cluster-wide and namespaced", async () => {
+  it("passes the apiserver's dry run, cluster-wide, namespaced and with the fleet tier", async () => {
     await ensureNamespace(OPERATOR_NAMESPACE); // a dry run cannot create the namespace it fills
     for (const ns of EXAMPLE_WATCHED_NAMESPACES) await ensureNamespace(ns);
-    for (const args of [AS_DEPLOY, [...AS_DEPLOY, ...NAMESPACED]]) {
+    for (const args of [AS_DEPLOY, [...AS_DEPLOY, ...NAMESPACED], [...AS_DEPLOY, ...SHARED_CACHE]]) {
       const out = await helmOk([
         "template",
         "apptoken-operator",
@@ -423,6 +433,61 @@ describe("values", () => {
     // 0 turns coalescing off: a value, not "unset".
     const off = operatorContainer(await template(["--set", "forceRefreshMinInterval=0"])).args as string[];
     expect(off).toContain("--force-refresh-min-interval=0");
+  });
+
+  it("sharedCache: the fleet tier's URL as a flag, its key and password as mounted Secret files", async () => {
+    const off = await template();
+    expect((operatorContainer(off).args as string[]).filter((a) => a.startsWith("--shared-cache"))).toEqual(
+      [],
+    );
+    const on = await template(SHARED_CACHE);
+    const c = operatorContainer(on);
+    expect((c.args as string[]).filter((a) => a.startsWith("--shared-cache"))).toEqual([
+      "--shared-cache-url=rediss://redis.fleet.example:6380",
+      "--shared-cache-key-file=/etc/apptoken/shared-cache-key/key",
+      "--shared-cache-password-file=/etc/apptoken/shared-cache-password/password",
+    ]);
+    expect(c.volumeMounts).toContainEqual({
+      name: "shared-cache-key",
+      mountPath: "/etc/apptoken/shared-cache-key",
+      readOnly: true,
+    });
+    const volumes = (one(on, "Deployment") as any).spec.template.spec.volumes as unknown[];
+    expect(volumes).toContainEqual({
+      name: "shared-cache-key",
+      secret: {
+        secretName: "apptoken-fleet-key",
+        defaultMode: 0o444,
+        items: [{ key: "key", path: "key" }],
+      },
+    });
+    expect(volumes).toContainEqual({
+      name: "shared-cache-password",
+      secret: {
+        secretName: "apptoken-redis",
+        defaultMode: 0o444,
+        items: [{ key: "password", path: "password" }],
+      },
+    });
+    expect(await templateFails(["--set", "sharedCache.url=redis://redis:6379"])).toContain(
+      "sharedCache.keySecret.name",
+    );
+    expect(
+      await templateFails([
+        "--set",
+        "sharedCache.url=redis://:hunter2@redis:6379",
+        "--set",
+        "sharedCache.keySecret.name=k",
+      ]),
+    ).toContain("holds a password");
+    expect(
+      await templateFails([
+        "--set",
+        "sharedCache.url=http://redis:6379",
+        "--set",
+        "sharedCache.keySecret.name=k",
+      ]),
+    ).toContain("redis:// or rediss://");
   });
 
   it("a namespaced install with a cluster resource namespace grants its read-only Role there", async () => {

@@ -122,6 +122,19 @@ process's only memory, and the container would be OOM-killed before V8 collects.
 {{- if ne (len (uniq .Values.namespaces)) (len .Values.namespaces) -}}
 {{- fail (printf "namespaces: %v lists a namespace twice" .Values.namespaces) -}}
 {{- end -}}
+{{- with .Values.sharedCache -}}
+{{- if .url -}}
+{{- if not (or (hasPrefix "redis://" .url) (hasPrefix "rediss://" .url)) -}}
+{{- fail (printf "sharedCache.url: %q must start with redis:// or rediss://" .url) -}}
+{{- end -}}
+{{- if regexMatch "^rediss?://[^/@]*:[^/@]*@" .url -}}
+{{- fail "sharedCache.url: holds a password, which would show in the pod spec; put it in the Secret sharedCache.passwordSecret names" -}}
+{{- end -}}
+{{- if not .keySecret.name -}}
+{{- fail "sharedCache.keySecret.name: the fleet tier needs the fleet key; name the Secret that holds it (base64 of 32 random bytes)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- range .Values.extraEnv -}}
 {{- if eq .name "NODE_OPTIONS" -}}
 {{- fail "extraEnv: NODE_OPTIONS is set by the chart from heapMaxMiB and nodeOptions; use those" -}}
