@@ -127,7 +127,7 @@ bench-scale: node_modules build ## operator vs floor at scale on a real control 
 	node --import tsx bench/scale/scale.ts
 
 .PHONY: bench-fleet
-bench-fleet: node_modules ## fleet tier: K operators x N requests on M keys, with and without Redis (FLEET_K/N/M, default 3/300/30)
+bench-fleet: node_modules ## fleet tier: K operators x N requests on M keys, with and without Redis (FLEET_K/N/M/ROUNDS, default 3/300/30/2)
 	node --import tsx bench/fleet/fleet.ts
 
 .PHONY: bench

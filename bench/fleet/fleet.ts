@@ -3,8 +3,10 @@
  * control plane (standing in for K clusters), N requests each on the same M keys, once without and
  * once with the shared tier on a real redis-server. Reports token calls (target: M with the tier,
  * K·M without), the time until every request is Ready in each mode, and Redis memory per key.
+ * The modes alternate over FLEET_ROUNDS rounds (alone, tier; tier, alone; ...) so that neither
+ * always runs on the busier control plane, and Redis is emptied before each tier run.
  *
- *   FLEET_K=3 FLEET_N=300 FLEET_M=30 node --import tsx bench/fleet/fleet.ts
+ *   FLEET_K=3 FLEET_N=300 FLEET_M=30 FLEET_ROUNDS=2 node --import tsx bench/fleet/fleet.ts
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -21,6 +23,7 @@ import { startRedis, type RedisServer } from "../../test/support/redis.js";
 const K = Number(process.env.FLEET_K ?? 3);
 const N = Number(process.env.FLEET_N ?? 300);
 const M = Number(process.env.FLEET_M ?? 30);
+const ROUNDS = Number(process.env.FLEET_ROUNDS ?? 2);
 if (K * N > 3000)
   throw new Error("FLEET_K × FLEET_N above 3000: this bench is for small fleets on a shared machine");
 
@@ -95,10 +98,11 @@ async function runMode(
   cp: ControlPlane,
   service: TokenService,
   mode: ModeResult["mode"],
+  round: number,
   tierArgs: string[],
   caFile: string,
 ): Promise<ModeResult> {
-  const namespaces = Array.from({ length: K }, (_, i) => `fleet-${mode}-${i}`);
+  const namespaces = Array.from({ length: K }, (_, i) => `fleet-${mode}-${round}-${i}`);
   for (const ns of namespaces) await namespaceWithApp(cp, ns, service);
   const operators: OperatorProcess[] = [];
   try {
@@ -171,32 +175,54 @@ async function main(): Promise<void> {
     const keyFile = join(dir, "fleet.key");
     writeFileSync(keyFile, randomBytes(32).toString("base64"));
 
-    say("without the tier");
-    const alone = await runMode(cp, service, "alone", [], caFile);
-    const memoryBefore = await redis.usedMemory();
-    say("with the tier");
-    const tier = await runMode(
-      cp,
-      service,
-      "tier",
-      ["--shared-cache-url", redis.url, "--shared-cache-key-file", keyFile],
-      caFile,
-    );
-    const stored = await redis.dump();
+    const tierArgs = ["--shared-cache-url", redis.url, "--shared-cache-key-file", keyFile];
+    const runs: ModeResult[] = [];
+    let memoryBefore = 0;
+    let stored = new Map<string, string>();
+    let memoryAfter = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const order: ModeResult["mode"][] = round % 2 === 0 ? ["alone", "tier"] : ["tier", "alone"];
+      for (const mode of order) {
+        say(`round ${round + 1}/${ROUNDS}: ${mode === "tier" ? "with" : "without"} the tier`);
+        if (mode === "alone") {
+          runs.push(await runMode(cp, service, mode, round, [], caFile));
+          continue;
+        }
+        // Every tier run starts cold: what an earlier run stored would make it a run of hits.
+        await redis.command(["FLUSHALL"]);
+        memoryBefore = await redis.usedMemory();
+        runs.push(await runMode(cp, service, mode, round, tierArgs, caFile));
+        stored = await redis.dump();
+        memoryAfter = await redis.usedMemory();
+      }
+    }
     const tokenEntries = [...stored.keys()].filter((k) => k.endsWith(":token")).length;
-    const memoryAfter = await redis.usedMemory();
     const valueBytes = [...stored.entries()]
       .filter(([k]) => k.endsWith(":token"))
       .reduce((sum, [k, v]) => sum + k.length + v.length, 0);
-    const max = (xs: number[]) => Math.max(...xs);
+    const of = (mode: ModeResult["mode"]) => runs.filter((r) => r.mode === mode);
+    const slowest = (r: ModeResult) => Math.max(...r.secondsToReady);
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
     const report = {
       bench: "fleet",
       k: K,
       n: N,
       m: M,
-      tokenCalls: { alone: alone.tokenCalls, tier: tier.tokenCalls, target: { alone: K * M, tier: M } },
-      secondsToAllReady: { alone: max(alone.secondsToReady), tier: max(tier.secondsToReady) },
-      perOperatorSecondsToReady: { alone: alone.secondsToReady, tier: tier.secondsToReady },
+      rounds: ROUNDS,
+      tokenCalls: {
+        alone: of("alone").map((r) => r.tokenCalls),
+        tier: of("tier").map((r) => r.tokenCalls),
+        target: { alone: K * M, tier: M },
+      },
+      // Per run, the slowest operator's seconds from creating its requests to all of them Ready.
+      secondsToAllReady: { alone: of("alone").map(slowest), tier: of("tier").map(slowest) },
+      medianSecondsToAllReady: {
+        alone: median(of("alone").map(slowest)),
+        tier: median(of("tier").map(slowest)),
+      },
       redis: {
         tokenEntries,
         usedMemoryDeltaBytes: memoryAfter - memoryBefore,
