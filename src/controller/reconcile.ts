@@ -193,12 +193,14 @@ export class Reconciler {
     const desired = targetSecretFor(snap.req, token, a.keyHash, recordForce);
     const write = await this.secrets.write(snap.req, existing, desired, signal);
     if (write.conflict) return refusalOutcome(write.conflict, SECRET_WRITE_POLICY);
+    // The informer's copy as it is now: it may hold a status write newer than the snapshot's.
+    const status = knownStatus(r.memo, this.d.requests.getByKey(r.key) ?? r.obj);
     return tokenOutcome({
       result,
       token,
       previousIssuedAt: existing?.metadata.annotations?.[ANNOTATION.issuedAt],
-      status: knownStatus(r.memo, r.obj),
-      previousSource: r.memo.lastStatus?.tokenSource ?? snap.req.status?.tokenSource,
+      status,
+      previousSource: status?.tokenSource,
       secretName: snap.secretName,
       created: write.created,
       forcePending: force.must && !forceDone,

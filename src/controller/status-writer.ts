@@ -59,8 +59,9 @@ export class StatusWriter {
 
   /**
    * Writes the status `o` implies if it differs in a way a person would see. Returns false when the
-   * request was deleted meanwhile. `latest` reads the informer's copy after the write (the watch
-   * may have delivered our write before the response came back).
+   * request was deleted meanwhile. `latest` reads the informer's copy, before the write (the status
+   * the API holds) and after it (the watch may have delivered our write before the response came
+   * back).
    */
   async write(
     obj: RawObject,
@@ -69,7 +70,10 @@ export class StatusWriter {
     o: Outcome,
     latest: () => RawObject | undefined,
   ): Promise<boolean> {
-    const current = knownStatus(memo, obj);
+    // The informer's copy now, not the snapshot's: the watch may have delivered our last write
+    // since the reconcile began, and dropped the memo's copy of it (statusObserved). The snapshot
+    // would then show the status before that write, and a change of Ready reason would go unseen.
+    const current = knownStatus(memo, latest() ?? obj);
     const desired = desiredStatus({
       previous: current,
       generation: obj.metadata.generation,

@@ -102,6 +102,10 @@ class KubeWrites {
     return Promise.resolve({ metadata: { namespace, name, resourceVersion: String(++this.rv) } });
   }
 
+  lastRv(): number {
+    return this.rv;
+  }
+
   writes(): string[] {
     return this.log.filter((l) => !l.startsWith("get"));
   }
@@ -190,6 +194,19 @@ class Harness {
       this.managedSecrets.set(key, projection);
       this.reconciler.secretObserved(key);
     }
+  }
+
+  /** The request informer delivers `obj` carrying the status the API now holds (our last write). */
+  statusDelivered(obj: RawObject): RawObject {
+    const rv = String(Number(this.kube.lastRv()));
+    const patch = this.kube.statuses.at(-1) ?? {};
+    const merged = Object.fromEntries(
+      Object.entries({ ...(obj as { status?: object }).status, ...patch }).filter(([, v]) => v !== null),
+    );
+    const delivered = { ...obj, metadata: { ...obj.metadata, resourceVersion: rv }, status: merged };
+    this.apply(delivered);
+    this.reconciler.observed(KEY, delivered);
+    return delivered;
   }
 
   reconcile(key = KEY) {
@@ -345,6 +362,38 @@ describe("Reconciler", () => {
     h.now += 60_000;
     await h.reconcile();
     expect(h.tokenCalls).toBe(2);
+  });
+
+  it("records the recovery Event even when the informer delivers its last status write mid-reconcile", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.secretsObserved();
+    const issued = h.statusDelivered(request());
+    h.now += 60_000;
+    // A forced refresh is throttled: Ready stays True, reason RefreshThrottled.
+    const retryAt = h.now + 8_000;
+    h.answer = () =>
+      Promise.reject(new ThrottledError("HTTP 429", { reason: "Throttled", aadsts: undefined, retryAt }));
+    const forced = { ...request({ [ANNOTATION.forceRefresh]: "now" }), status: issued.status };
+    h.apply(forced);
+    await h.reconcile();
+    expect(h.ready()).toMatchObject({ status: "True", reason: "RefreshThrottled" });
+    // The reconcile at retryAt starts from the informer's copy, which does not hold that write yet;
+    // the watch delivers it while the token call is in flight.
+    h.now = retryAt;
+    h.answer = () => {
+      h.statusDelivered(forced);
+      return Promise.resolve({
+        accessToken: "token-recovered",
+        tokenType: "Bearer",
+        issuedAt: h.now,
+        expiresAt: h.now + HOUR,
+      });
+    };
+    h.events.length = 0;
+    await h.reconcile();
+    expect(h.ready()).toMatchObject({ status: "True", reason: "TokenIssued" });
+    expect(h.events).toEqual([{ type: "Normal", reason: "TokenIssued" }]);
   });
 
   it("lets go of a deleted request's cache key only after the grace period", async () => {
