@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { tryParseDuration } from "./api/duration.js";
+import { parseDuration, tryParseDuration } from "./api/duration.js";
 
 const bindAddress = z
   .string()
@@ -75,6 +75,17 @@ const ConfigSchema = z.object({
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be namespace/name")
     .optional(),
   sharedCacheKeyFile: z.string().min(1).optional(),
+  /** Milliseconds; parsed from a Go duration such as "30s". */
+  forceRefreshMinIntervalMs: z.string().transform((text, ctx) => {
+    try {
+      const ms = parseDuration(text);
+      if (ms >= 0) return ms;
+      ctx.addIssue({ code: "custom", message: "must not be negative" });
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: e instanceof Error ? e.message : String(e) });
+    }
+    return z.NEVER;
+  }),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { authorityCa?: string };
@@ -259,6 +270,13 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: undefined,
     env: "APPTOKEN_SHARED_CACHE_KEY_FILE",
     help: "file holding the fleet key (base64 of 32 bytes), instead of --shared-cache-key-secret",
+  },
+  "force-refresh-min-interval": {
+    key: "forceRefreshMinIntervalMs",
+    type: "string",
+    default: "30s",
+    env: "APPTOKEN_FORCE_REFRESH_MIN_INTERVAL",
+    help: "at most one forced refresh (annotation apptoken.io/force-refresh) per token per this duration; 0 disables coalescing",
   },
 };
 

@@ -129,6 +129,7 @@ async function wire(config: Config, log: Logger): Promise<Operator> {
     namespaces: config.namespaces,
     concurrency: config.maxConcurrentReconciles,
     credentialExpiryWarningMs: config.credentialExpiryWarning,
+    forceRefreshMinIntervalMs: config.forceRefreshMinIntervalMs,
   });
   return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, fleet, lease };
 }

@@ -78,6 +78,13 @@ export interface KeyState {
   lastError: TokenAcquisitionError | undefined;
   throttle: ThrottleStatus;
   misses: number;
+  /**
+   * When the call that fetched the held token started (clock ms), or −∞ for a token seeded from a
+   * Secret: a force-refresh value seen before this is satisfied by the held token.
+   */
+  fetchedAt: number;
+  /** When the last call made because of `force` that produced a token started, or −∞. */
+  forcedAt: number;
   /** How many holders (requests) use this key. */
   refs: number;
   /** The last holder let go while a call was in flight: evict when it lands. */
@@ -110,6 +117,8 @@ export function newKeyState(keyId: string, now: number): KeyState {
     lastError: undefined,
     throttle: NO_THROTTLE,
     misses: 0,
+    fetchedAt: Number.NEGATIVE_INFINITY,
+    forcedAt: Number.NEGATIVE_INFINITY,
     refs: 0,
     released: false,
     evicted: false,

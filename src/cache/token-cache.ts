@@ -16,7 +16,10 @@ import type { CachedToken, TokenResponse } from "./token-response.js";
 export type TokenFetch = () => Promise<TokenResponse>;
 
 export interface AcquireOptions {
-  /** The force-refresh annotation: skip freshness (not backoff, Retry-After or the global limit). */
+  /**
+   * The force-refresh annotation: skip freshness (not backoff, Retry-After or the global limit). A
+   * call it causes that produces a token is remembered as the key's `forcedAt`.
+   */
   force?: boolean | undefined;
   /** The spec's refreshBefore, ms. */
   refreshBeforeMs?: number | undefined;
@@ -75,6 +78,10 @@ export interface KeyInspection {
   readonly hits: number;
   readonly misses: number;
   readonly holders: number;
+  /** When the call that fetched `token` started; undefined for a token seeded from a Secret. */
+  readonly fetchedAt: number | undefined;
+  /** When the key's last forced call (one that produced a token) started; undefined if none. */
+  readonly forcedAt: number | undefined;
 }
 
 export interface CacheStats {
@@ -171,14 +178,14 @@ export class TokenCache {
       this.totals.hits++;
       return key.hit ?? this.buildHit(key, now);
     }
-    return this.acquireSlowly(key, step, fetch, options.refreshBeforeMs, now);
+    return this.acquireSlowly(key, step, fetch, options, now);
   }
 
   private async acquireSlowly(
     key: KeyState,
     step: Exclude<AcquireStep, "Serve">,
     fetch: TokenFetch,
-    refreshBeforeMs: number | undefined,
+    options: AcquireOptions,
     now: number,
   ): Promise<AcquireResult> {
     switch (step) {
@@ -210,7 +217,7 @@ export class TokenCache {
         key.misses++;
         this.totals.misses++;
         this.totals.inflight++;
-        const flight = this.fly(key, fetch, refreshBeforeMs);
+        const flight = this.fly(key, fetch, options.refreshBeforeMs, options.force === true);
         key.inflight = flight;
         const error = await flight;
         // The fleet tier answered from its shared store: a hit, not a call to the token service.
@@ -232,13 +239,21 @@ export class TokenCache {
     key: KeyState,
     fetch: TokenFetch,
     refreshBeforeMs: number | undefined,
+    forced: boolean,
   ): Promise<TokenAcquisitionError | undefined> {
+    // A token fetched by a call that started after someone asked for a new one answers that ask,
+    // whenever the call lands: so the call's start, not its end, is what is remembered.
+    const startedAt = this.clock.now();
     // Invoke fetch inside a promise chain so that even a synchronous throw lands after `inflight` is
     // set: the bookkeeping below always runs after the caller registered the flight.
     let error: TokenAcquisitionError | undefined;
     try {
       const response = await Promise.resolve().then(fetch);
       error = this.recordToken(key, response, refreshBeforeMs);
+      if (error === undefined) {
+        key.fetchedAt = startedAt;
+        if (forced) key.forcedAt = startedAt;
+      }
     } catch (e) {
       error = asTokenError(e);
     }
@@ -511,6 +526,7 @@ export class TokenCache {
       key.refreshAt = refreshAt;
       key.usableUntil = usableUntil;
       key.refreshIn = undefined;
+      key.fetchedAt = Number.NEGATIVE_INFINITY;
       key.schedule = "Adopted";
       key.lastUsedAt = now;
       // A slot reserved while the key had no token is not needed for this one; when it is next due
@@ -533,6 +549,8 @@ export class TokenCache {
       hits: key.hits,
       misses: key.misses,
       holders: key.refs,
+      fetchedAt: Number.isFinite(key.fetchedAt) ? key.fetchedAt : undefined,
+      forcedAt: Number.isFinite(key.forcedAt) ? key.forcedAt : undefined,
     };
   }
 

@@ -58,6 +58,8 @@ export interface ControllerOptions {
   clusterResourceNamespace: string;
   namespaces: readonly string[];
   concurrency: number;
+  /** --force-refresh-min-interval in ms; default 30 s. */
+  forceRefreshMinIntervalMs?: number | undefined;
   /** Drain deadline for in-flight reconciles on shutdown. */
   drainTimeoutMs?: number;
   /** --credential-expiry-warning. */
@@ -199,6 +201,7 @@ export class AppTokenController {
       authority: o.authority,
       persisted: this.persisted,
       enqueue: (k, p) => this.enqueue(k, p),
+      forceRefreshMinIntervalMs: o.forceRefreshMinIntervalMs,
     });
     this.registrationReconciler = new RegistrationReconciler({
       clock: o.clock,

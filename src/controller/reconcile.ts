@@ -16,7 +16,8 @@
  *   which cache key?                     -> a new spec generation retries at once; a rotated
  *                                           credential inherits the old key's token
  *   may this namespace trust a token read back from Secrets after a restart? -> else fetch anew
- *   is a refresh forced (annotation)?    -> skip freshness for one call
+ *   is a refresh forced (annotation)?    -> skip freshness for one call, or wait for the key's
+ *                                           minimum interval between forced calls
  *   what token should the Secret hold?   -> the token cache (hit, shared call, or a call);
  *                                           none: Throttled, Pending or the failure's reason
  *   does the Secret hold it?             -> create / replace (SecretConflict, SecretTypeImmutable,
@@ -54,7 +55,16 @@ import {
   type ResolvedCredential,
 } from "./checks.js";
 import type { CredentialResolver } from "./credential-resolver.js";
-import { forceHandledBy, forceToRecord, mustForce, type ForceRefreshFacts } from "./force-refresh.js";
+import {
+  DEFAULT_FORCE_REFRESH_MIN_INTERVAL_MS,
+  firstSeen,
+  forceDecision,
+  forcePending,
+  forceToRecord,
+  withForceWait,
+  type ForceDecision,
+  type ForceRefreshFacts,
+} from "./force-refresh.js";
 import { noTokenOutcome, refusalOutcome, tokenOutcome, type Outcome } from "./outcomes.js";
 import type { RegistrationDirectory, UsableRegistration } from "./registrations/directory.js";
 import { RequestMemory, type RequestMemo } from "./request-memory.js";
@@ -83,7 +93,11 @@ export interface ReconcilerDeps {
   persisted: PersistedTokens;
   /** Re-queues other requests (other holders of a key that just got a new token). */
   enqueue: (key: string, priority: "high" | "low") => void;
+  /** At most one forced call per cache key per this many ms; 0 = no coalescing. Default 30 s. */
+  forceRefreshMinIntervalMs?: number | undefined;
 }
+
+const NO_FORCE: ForceDecision = Object.freeze({ action: "none", handled: undefined });
 
 /** A snapshot that passed every check: what the token step needs. */
 interface Passed {
@@ -105,7 +119,8 @@ interface Acquired {
   token: CachedToken | undefined;
   /** The target Secret as it stood before the write (ours, if the informer has not caught up). */
   existing: SecretProjection | undefined;
-  force: { facts: ForceRefreshFacts; must: boolean };
+  /** `before`: decided before the acquire; `after`: the same rule asked again with its result. */
+  force: { facts: ForceRefreshFacts; before: ForceDecision; after: ForceDecision };
   keyHash: string;
 }
 
@@ -187,15 +202,19 @@ export class Reconciler {
     signal: AbortSignal,
   ): Promise<Outcome> {
     const { result, token, existing, force } = a;
-    const forceDone = forceHandledBy(force.must, result.outcome);
-    if (forceDone) r.memo.forceHandled = force.facts.wanted;
+    const handled = force.after.action === "none" ? force.after.handled : undefined;
+    const forceDone = handled !== undefined;
+    if (forceDone) {
+      r.memo.forceHandled = handled;
+      r.memo.forceSeen = undefined;
+    }
     const recordForce = forceToRecord({ ...force.facts, handledHere: r.memo.forceHandled });
     const desired = targetSecretFor(snap.req, token, a.keyHash, recordForce);
     const write = await this.secrets.write(snap.req, existing, desired, signal);
     if (write.conflict) return refusalOutcome(write.conflict, SECRET_WRITE_POLICY);
     // The informer's copy as it is now: it may hold a status write newer than the snapshot's.
     const status = knownStatus(r.memo, this.d.requests.getByKey(r.key) ?? r.obj);
-    return tokenOutcome({
+    const o = tokenOutcome({
       result,
       token,
       previousIssuedAt: existing?.metadata.annotations?.[ANNOTATION.issuedAt],
@@ -203,9 +222,13 @@ export class Reconciler {
       previousSource: status?.tokenSource,
       secretName: snap.secretName,
       created: write.created,
-      forcePending: force.must && !forceDone,
+      forcePending: force.before.action === "call" && !forceDone,
       now: snap.now,
     });
+    const { wanted } = force.facts;
+    return force.after.action === "wait" && wanted !== undefined
+      ? withForceWait(o, wanted, force.after.until, snap.now)
+      : o;
   }
 
   /**
@@ -229,7 +252,21 @@ export class Reconciler {
       recordedOnSecret: existing?.metadata.annotations?.[ANNOTATION.forceRefresh],
       handledHere: memo.forceHandled,
     };
-    const force = { facts, must: mustForce(facts) };
+    memo.forceSeen = firstSeen(memo.forceSeen, facts.wanted, snap.now);
+    const decide = (): ForceDecision => {
+      // Nearly every reconcile has no value pending: it costs no look at the cache's key.
+      if (!forcePending(facts)) return NO_FORCE;
+      const held = this.d.cache.inspect(keyId);
+      return forceDecision({
+        ...facts,
+        seenAt: memo.forceSeen?.at,
+        fetchedAt: held?.fetchedAt,
+        forcedAt: held?.forcedAt,
+        minIntervalMs: this.d.forceRefreshMinIntervalMs ?? DEFAULT_FORCE_REFRESH_MIN_INTERVAL_MS,
+        now: this.d.clock.now(),
+      });
+    };
+    const before = decide();
     const refreshBeforeMs = req.spec.refreshBefore ? parseDuration(req.spec.refreshBefore) : undefined;
     const fetch = () =>
       fetchToken(this.d.tokenClient, this.d.metrics, {
@@ -240,7 +277,7 @@ export class Reconciler {
         signal,
       });
     const result = await this.d.cache.acquire(keyId, fetch, {
-      force: force.must || distrusted,
+      force: before.action === "call" || distrusted,
       refreshBeforeMs,
       holder: key,
     });
@@ -251,7 +288,10 @@ export class Reconciler {
     }
     // A token no Secret of this namespace vouches for is not written here until it is replaced.
     const token = distrusted && result.outcome !== "Fetched" ? undefined : result.token;
-    return { result, token, existing, force, keyHash };
+    // Asked again only about the token this acquire returned: a later one may not be in the Secret.
+    const after =
+      before !== NO_FORCE && this.d.cache.inspect(keyId)?.token === result.token ? decide() : before;
+    return { result, token, existing, force: { facts, before, after }, keyHash };
   }
 
   /**

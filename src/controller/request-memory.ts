@@ -46,6 +46,8 @@ export interface RequestMemo extends StatusMemo {
   generation: number | undefined;
   /** The force-refresh value already acted on (also recorded on the Secret). */
   forceHandled: string | undefined;
+  /** The force-refresh value waiting to be handled and when this process first saw it. */
+  forceSeen: { value: string; at: number } | undefined;
 }
 
 /** A memo that holds its request's cache key. */
@@ -119,6 +121,7 @@ export class RequestMemory {
         lastStatus: undefined,
         writtenRv: undefined,
         forceHandled: undefined,
+        forceSeen: undefined,
       };
       this.memos.set(key, memo);
     }

@@ -111,7 +111,9 @@ describe("409 conflicts from a concurrent writer on the target Secret", () => {
   const s = new ChaosScenario({ prefix: "chaos-409" });
   beforeAll(async () => {
     await s.start();
-    await s.startReplica("a");
+    // Each round forces a refresh right after the last one landed: with forced calls coalesced to
+    // one per 30 s, six rounds would take three minutes without testing anything more.
+    await s.startReplica("a", { args: ["--force-refresh-min-interval", "0"] });
   }, 180_000);
   afterAll(async () => s.stop());
 

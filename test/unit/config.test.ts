@@ -245,3 +245,21 @@ describe("configuration: --credential-expiry-warning and --per-request-metrics",
     );
   });
 });
+
+describe("configuration: --force-refresh-min-interval", () => {
+  it("is 30 s by default, takes a Go duration from the flag or APPTOKEN_FORCE_REFRESH_MIN_INTERVAL, and 0 turns coalescing off", () => {
+    expect(load([]).forceRefreshMinIntervalMs).toBe(30_000);
+    expect(load(["--force-refresh-min-interval", "1m30s"]).forceRefreshMinIntervalMs).toBe(90_000);
+    expect(load(["--force-refresh-min-interval=0"]).forceRefreshMinIntervalMs).toBe(0);
+    expect(load([], { APPTOKEN_FORCE_REFRESH_MIN_INTERVAL: "3s" }).forceRefreshMinIntervalMs).toBe(3_000);
+    expect(helpText()).toContain("--force-refresh-min-interval string\n        at most one forced refresh");
+  });
+
+  it.each([
+    ["30", /^--force-refresh-min-interval: time: missing unit in duration "30"/],
+    ["-5s", /^--force-refresh-min-interval: must not be negative/],
+    ["soon", /^--force-refresh-min-interval: time: invalid duration "soon"/],
+  ])("refuses %j, naming the flag", (value, message) => {
+    expect(() => loadConfig([`--force-refresh-min-interval=${value}`], {})).toThrow(message);
+  });
+});

@@ -325,6 +325,40 @@ describe("TokenCache: throttling and failures", () => {
     expect((await cache.acquire(KEY, fetch)).outcome).toBe("Hit");
   });
 
+  it("remembers when the held token's call started, and when the key's last forced call that produced a token started", async () => {
+    const { cache, issue, clock } = setup();
+    const routineAt = clock.now();
+    await cache.acquire(KEY, issue());
+    expect(cache.inspect(KEY)).toMatchObject({ fetchedAt: routineAt, forcedAt: undefined });
+
+    // The call's start, not its landing, is what counts: a value seen while it flies is not answered.
+    clock.advance(MINUTE);
+    const forcedAt = clock.now();
+    const slow = deferred<TokenResponse>();
+    const flying = cache.acquire(KEY, () => slow.promise, { force: true });
+    clock.advance(5 * SECOND);
+    slow.resolve(tokenIssuedNow(clock, HOUR));
+    expect((await flying).outcome).toBe("Fetched");
+    expect(cache.inspect(KEY)).toMatchObject({ fetchedAt: forcedAt, forcedAt });
+
+    // A failed forced call leaves both as they were (its retry is backoff's business).
+    clock.advance(MINUTE);
+    await cache.acquire(KEY, failing(transient()), { force: true });
+    expect(cache.inspect(KEY)).toMatchObject({ fetchedAt: forcedAt, forcedAt });
+
+    // A routine refresh moves fetchedAt only.
+    clock.advance(HOUR);
+    const refreshedAt = clock.now();
+    expect((await cache.acquire(KEY, issue())).outcome).toBe("Fetched");
+    expect(cache.inspect(KEY)).toMatchObject({ fetchedAt: refreshedAt, forcedAt });
+
+    // A token read back from a Secret has no known fetch time.
+    cache.seed([
+      { keyId: OTHER_KEY, token: { ...tokenIssuedNow(clock, HOUR), refreshAt: clock.now() + MINUTE } },
+    ]);
+    expect(cache.inspect(OTHER_KEY)).toMatchObject({ fetchedAt: undefined, forcedAt: undefined });
+  });
+
   it("backs off transient failures with growing, jittered delays", async () => {
     const delaysFor = async (seed: number) => {
       const clock = new FakeClock();

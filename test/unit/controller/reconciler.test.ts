@@ -396,6 +396,48 @@ describe("Reconciler", () => {
     expect(h.events).toEqual([{ type: "Normal", reason: "TokenIssued" }]);
   });
 
+  it("coalesces a storm of force-refresh values into one forced call per interval", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.secretsObserved();
+    h.now += 60_000;
+    const firstForceAt = h.now;
+
+    // 25 values in 2 s: the first forces a call, the rest wait for the interval's end (30 s).
+    let result: Awaited<ReturnType<typeof h.reconcile>> = undefined;
+    for (let i = 1; i <= 25; i++) {
+      h.apply(request({ [ANNOTATION.forceRefresh]: `v${i}` }));
+      result = await h.reconcile();
+      h.secretsObserved();
+      if (i < 25) h.now += 80;
+    }
+    expect(h.tokenCalls).toBe(2);
+    const waiting = h.kube.secrets.get(KEY);
+    expect(decode(waiting, "access_token")).toBe("token-2");
+    expect(waiting?.metadata.annotations?.[ANNOTATION.forceRefresh]).toBe("v1");
+    const until = firstForceAt + 30_000;
+    expect(result).toEqual({ requeueAfterMs: until - h.now });
+    expect((h.ready() as { message?: string } | undefined)?.message).toContain(
+      `force-refresh "v25" waits for the next forced call at ${new Date(until).toISOString()}`,
+    );
+
+    h.now = until - 1;
+    await h.reconcile();
+    expect(h.tokenCalls).toBe(2);
+
+    // At the interval's end one call satisfies the last value (and every value before it).
+    h.now = until;
+    await h.reconcile();
+    h.secretsObserved();
+    expect(h.tokenCalls).toBe(3);
+    const handled = h.kube.secrets.get(KEY);
+    expect(decode(handled, "access_token")).toBe("token-3");
+    expect(handled?.metadata.annotations?.[ANNOTATION.forceRefresh]).toBe("v25");
+    h.now += 60_000;
+    await h.reconcile();
+    expect(h.tokenCalls).toBe(3);
+  });
+
   it("lets go of a deleted request's cache key only after the grace period", async () => {
     h.apply(request());
     await h.reconcile();
