@@ -365,9 +365,11 @@ export class AppTokenController {
         if (specChanged || forceChanged || oldObj.metadata.uid !== newObj.metadata.uid)
           this.enqueue(key, "high");
       },
+      // One path for deletes: the reconcile finds the request gone and lets go of its cache key
+      // and memory. Informers run only while leading, so no delete goes unqueued.
       onDelete: (obj, { key }) => {
         this.queue.forget(key);
-        this.reconciler.forget(key);
+        this.enqueue(key, "high");
         this.countChanged(obj);
       },
     });

@@ -152,10 +152,6 @@ export class Reconciler {
     this.secrets.observed(key);
   }
 
-  /** The request is gone: let go of its cache key and memory (the GC deletes its Secret). */
-  forget(key: string): void {
-    this.memory.forget(key);
-  }
 
   /** Lets the cache drop keys of requests deleted more than the grace period ago. */
   releaseForgotten(): number {
@@ -169,7 +165,8 @@ export class Reconciler {
 
   private async reconcileOnce(key: string, signal: AbortSignal): Promise<HandlerResult> {
     const obj = this.d.requests.getByKey(key);
-    if (!obj) return this.forget(key);
+    // The request is gone: let go of its cache key and memory (the GC deletes its Secret).
+    if (!obj) return this.memory.forget(key);
     if (obj.metadata.deletionTimestamp) return;
     const r: InFlight = { key, obj, memo: this.memory.memoFor(key, obj) };
 
