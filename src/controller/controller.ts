@@ -352,7 +352,6 @@ export class AppTokenController {
       },
       onUpdate: (oldObj, newObj, { resync, key }) => {
         if (resync) return this.enqueue(key, "low");
-        this.reconciler.observed(key, newObj);
         const specChanged = oldObj.metadata.generation !== newObj.metadata.generation;
         if (specChanged && appRefKeys(oldObj)[0] !== appRefKeys(newObj)[0]) {
           this.countChanged(oldObj);
@@ -382,8 +381,8 @@ export class AppTokenController {
           this.registrationChanged(refOf(newObj));
         },
         onDelete: (obj) => {
+          // Queued: the registration reconcile that finds it gone forgets its status and metric.
           const ref = refOf(obj);
-          this.registrationReconciler.forget(ref);
           this.registrationChanged(ref);
           // A credential no registration names any more leaves memory (its data is a secret).
           for (const secret of credentialSecretKeys(obj, this.o.clusterResourceNamespace)) {
@@ -410,12 +409,10 @@ export class AppTokenController {
       },
     });
     this.managedSecrets.addEventHandler({
-      onAdd: (_secret, { key }) => this.reconciler.secretObserved(key),
       // Data rewritten by someone else while our annotations stayed (our own refreshes change
       // issued-at): put our token back now, not at the next refresh.
-      onUpdate: (oldSecret, newSecret, { resync, key }) => {
+      onUpdate: (oldSecret, newSecret, { resync }) => {
         if (resync) return;
-        this.reconciler.secretObserved(key);
         if (oldSecret.dataDigest === newSecret.dataDigest) return;
         const issued = (x: SecretProjection) => x.metadata.annotations?.[ANNOTATION.issuedAt];
         if (issued(oldSecret) !== issued(newSecret)) return;
@@ -423,8 +420,7 @@ export class AppTokenController {
         if (owner) this.enqueue(owner, "high");
       },
       // Deleted (or relabelled out of our selector): recreate it from the cache, without a call.
-      onDelete: (secret, { key }) => {
-        this.reconciler.secretObserved(key);
+      onDelete: (secret) => {
         const owner = controllerOwnerKey(secret);
         if (owner) this.enqueue(owner, "high");
       },

@@ -14,16 +14,38 @@ interface Versioned {
 /** Past this, the informer's copy wins again: a write must never be pinned by a watch that stalled. */
 export const UNOBSERVED_WRITE_TTL_MS = 30_000;
 
-export class OwnWrites<T extends Versioned> {
-  private readonly writes = new Map<string, { object: T; at: number }>();
+/** Oldest entries looked at on each write: enough to keep pace with the writes that add them. */
+const SWEEP_PER_WRITE = 2;
 
-  constructor(private readonly clock: Clock) {}
+interface Noted<T> {
+  object: T;
+  /** The version our write replaced; undefined for a create. */
+  basedOn: string | undefined;
+  at: number;
+}
+
+/**
+ * Nothing tells this class when the informer delivers a write: it looks. An entry is settled as
+ * soon as the informer's copy is not the version the write replaced (our write, or anything after
+ * it; writes here carry a resourceVersion precondition, so there is nothing in between), which
+ * `current` checks for its key and each write checks for the oldest entries. Event handlers stay
+ * free of state changes, and the map holds only the writes the watch has not caught up with.
+ */
+export class OwnWrites<T extends Versioned> {
+  /** Insertion order is write order: the oldest entries come first. */
+  private readonly writes = new Map<string, Noted<T>>();
+
+  constructor(
+    private readonly clock: Clock,
+    /** The informer's resourceVersion for `key` (undefined: it holds none). */
+    private readonly informerVersion: (key: string) => string | undefined,
+  ) {}
 
   /** The informer's copy of `key`, or this process's own newer write it has not seen yet. */
   current(key: string, cached: T | undefined): T | undefined {
     const written = this.writes.get(key);
     if (!written) return cached;
-    if (this.clock.now() - written.at > UNOBSERVED_WRITE_TTL_MS) {
+    if (this.settled(written, cached?.metadata.resourceVersion)) {
       this.writes.delete(key);
       return cached;
     }
@@ -37,19 +59,25 @@ export class OwnWrites<T extends Versioned> {
    * newer, and is trusted.
    */
   wrote(key: string, written: T, basedOn: string | undefined, known: T | undefined): void {
-    if (known?.metadata.resourceVersion !== basedOn) return;
-    this.writes.set(key, { object: written, at: this.clock.now() });
-  }
-
-  /**
-   * The informer delivered an event for `key` (not a resync). Ours was noted only while the
-   * informer held the version it replaced, so any version it delivers next is ours or a later one.
-   */
-  observed(key: string): void {
+    this.sweep();
     this.writes.delete(key);
+    if (known?.metadata.resourceVersion !== basedOn) return;
+    this.writes.set(key, { object: written, basedOn, at: this.clock.now() });
   }
 
   get size(): number {
     return this.writes.size;
+  }
+
+  private settled(w: Noted<T>, informerVersion: string | undefined): boolean {
+    return informerVersion !== w.basedOn || this.clock.now() - w.at > UNOBSERVED_WRITE_TTL_MS;
+  }
+
+  private sweep(): void {
+    let looked = 0;
+    for (const [key, w] of this.writes) {
+      if (looked++ === SWEEP_PER_WRITE) return;
+      if (this.settled(w, this.informerVersion(key))) this.writes.delete(key);
+    }
   }
 }

@@ -70,7 +70,7 @@ import type { RegistrationDirectory, UsableRegistration } from "./registrations/
 import { RequestMemory, type RequestMemo } from "./request-memory.js";
 import { SecretWriter } from "./secret-writer.js";
 import { gatherRequest, resolveCredential } from "./snapshot.js";
-import { StatusWriter, knownStatus, statusObserved } from "./status-writer.js";
+import { StatusWriter, knownStatus } from "./status-writer.js";
 import { ReadBackTrust, fetchToken } from "./token-step.js";
 import { ANNOTATION, targetSecretFor } from "./target-secret.js";
 
@@ -141,17 +141,6 @@ export class Reconciler {
   async reconcile(key: string, signal: AbortSignal): Promise<HandlerResult> {
     return this.reconcileOnce(key, signal);
   }
-
-  /** The informer now holds `obj`: drops our copy of the status once it is the one we wrote. */
-  observed(key: string, obj: RawObject): void {
-    statusObserved(this.memory.get(key), obj);
-  }
-
-  /** The Secret informer delivered an add, update or delete of target Secret `key`. */
-  secretObserved(key: string): void {
-    this.secrets.observed(key);
-  }
-
 
   /** Lets the cache drop keys of requests deleted more than the grace period ago. */
   releaseForgotten(): number {

@@ -38,17 +38,15 @@ export class SecretWriter {
   private readonly ownWrites: OwnWrites<SecretProjection>;
 
   constructor(private readonly d: SecretWriterDeps) {
-    this.ownWrites = new OwnWrites(d.clock);
+    this.ownWrites = new OwnWrites(
+      d.clock,
+      (key) => d.managedSecrets.getByKey(key)?.metadata.resourceVersion,
+    );
   }
 
   /** The target Secret as it stands: the informer's copy, or our own newer write it has not seen. */
   current(key: string): SecretProjection | undefined {
     return this.ownWrites.current(key, this.d.managedSecrets.getByKey(key));
-  }
-
-  /** The Secret informer delivered an add, update or delete of target Secret `key`. */
-  observed(key: string): void {
-    this.ownWrites.observed(key);
   }
 
   /** Writes `desired` unless `existing` already is it; a Secret the API server refuses is a conflict. */

@@ -15,6 +15,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { findCondition } from "./conditions.js";
 import type { Outcome } from "./outcomes.js";
 import { desiredStatus, statusChange, statusPatch } from "./status.js";
+import { objectKey } from "../kube/object-key.js";
 import { iso } from "./target-secret.js";
 
 /** What the reconciler remembers of a request's status between reconciles. */
@@ -32,29 +33,66 @@ export interface StatusMemo {
 
 export interface StatusWriterDeps {
   clock: Clock;
+  /** The request informer: whether it caught up with a status write is looked up, not told. */
+  requests: { getByKey(key: string): RawObject | undefined };
   api: Pick<KubeApiClient, "patchRequestStatus">;
   events: Pick<EventRecorder, "record">;
   metrics: Metrics;
   log: Logger;
 }
 
-/** The status as this process knows it: its own last write, else the informer's copy. */
+/**
+ * The status as this process knows it: its own last write, else the informer's copy (which holds
+ * that write once its version is the one the write produced).
+ */
 export function knownStatus(memo: StatusMemo, obj: RawObject): AppTokenRequestStatus | undefined {
-  return memo.lastStatus ?? (obj as { status?: AppTokenRequestStatus }).status;
+  statusObserved(memo, obj);
+  return memo.lastStatus ?? statusOf(obj);
+}
+
+function statusOf(obj: RawObject): AppTokenRequestStatus | undefined {
+  return (obj as { status?: AppTokenRequestStatus }).status;
 }
 
 /**
- * The informer now holds `obj`. Once that is the version our last status write produced, the
- * memo's copy of the status is redundant: drop it and read the informer's from then on.
+ * The informer moved past our version to one that shows what we wrote: a later update. A version
+ * from between our read and our write (someone else's merge) shows the status before it instead.
  */
-export function statusObserved(memo: StatusMemo | undefined, obj: RawObject): void {
-  if (memo?.writtenRv !== undefined && obj.metadata.resourceVersion === memo.writtenRv) {
-    memo.lastStatus = undefined;
-    memo.writtenRv = undefined;
-  }
+function sameAsWritten(memo: StatusMemo, cached: RawObject): boolean {
+  const seen = statusOf(cached);
+  return (
+    memo.lastStatus !== undefined && seen !== undefined && statusChange(memo.lastStatus, seen) !== "changed"
+  );
 }
 
+/**
+ * The informer holds `obj`. Once that is the version our last status write produced, the memo's
+ * copy of the status is redundant: drop it and read the informer's from then on.
+ */
+export function statusObserved(memo: StatusMemo | undefined, obj: RawObject): void {
+  if (memo?.writtenRv !== undefined && obj.metadata.resourceVersion === memo.writtenRv) forgetWrite(memo);
+}
+
+function forgetWrite(memo: StatusMemo): void {
+  memo.lastStatus = undefined;
+  memo.writtenRv = undefined;
+}
+
+/** Past this, the informer's copy wins again: a stalled watch must not pin our copy in memory. */
+export const UNOBSERVED_STATUS_TTL_MS = 30_000;
+
+/** Oldest awaited writes looked at on each write: enough to keep pace with the writes that add them. */
+const SWEEP_PER_WRITE = 2;
+
 export class StatusWriter {
+  /**
+   * Status writes the informer had not delivered when they returned, oldest first. Each write
+   * looks at the oldest few: those the informer caught up with (our version, or a later one that
+   * shows the same status), whose request is gone, or past the TTL give up the memo's copy. No
+   * event handler is told anything, and memory holds only the writes the watch is behind on.
+   */
+  private readonly awaited = new Map<string, { memo: StatusMemo; writtenRv: string; at: number }>();
+
   constructor(private readonly d: StatusWriterDeps) {}
 
   /**
@@ -90,6 +128,7 @@ export class StatusWriter {
     if (statusChange(current, desired) !== "changed") return true;
     const ns = obj.metadata.namespace ?? "";
     const name = obj.metadata.name ?? "";
+    this.sweep();
     let written: RawObject | undefined;
     try {
       written = await this.d.api.patchRequestStatus(ns, name, statusPatch(current, desired));
@@ -101,6 +140,10 @@ export class StatusWriter {
     memo.writtenRv = written?.metadata?.resourceVersion;
     const cached = latest();
     if (cached) statusObserved(memo, cached);
+    const key = objectKey(ns, name);
+    this.awaited.delete(key);
+    if (memo.writtenRv !== undefined)
+      this.awaited.set(key, { memo, writtenRv: memo.writtenRv, at: this.d.clock.now() });
     const previousReady = findCondition(current?.conditions, "Ready");
     // Events mark what a person looks for in `kubectl describe`: the Secret's creation and each
     // change of Ready reason, not every status write.
@@ -115,6 +158,26 @@ export class StatusWriter {
     if (o.ready.status === "False") this.d.metrics.notReadyTotal.inc({ reason: o.ready.reason });
     this.logOutcome(obj, o, previousReady?.reason);
     return true;
+  }
+
+  private sweep(): void {
+    let looked = 0;
+    for (const [key, w] of this.awaited) {
+      if (looked++ === SWEEP_PER_WRITE) return;
+      if (w.memo.writtenRv !== w.writtenRv) {
+        this.awaited.delete(key); // already dropped, or replaced by a later write of ours
+        continue;
+      }
+      const cached = this.d.requests.getByKey(key);
+      const caughtUp =
+        cached === undefined ||
+        cached.metadata.resourceVersion === w.writtenRv ||
+        sameAsWritten(w.memo, cached) ||
+        this.d.clock.now() - w.at > UNOBSERVED_STATUS_TTL_MS;
+      if (!caughtUp) continue;
+      forgetWrite(w.memo);
+      this.awaited.delete(key);
+    }
   }
 
   /**

@@ -223,7 +223,7 @@ export class RegistrationReconciler {
   }
 
   /** The registration is gone. */
-  forget(ref: string): void {
+  private forget(ref: string): void {
     this.written.delete(ref);
     const exported = this.exported.get(ref);
     if (exported) this.d.metrics?.credentialExpiration.remove(exported);

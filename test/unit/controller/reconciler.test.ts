@@ -192,7 +192,6 @@ class Harness {
       const projection = projectSecret(raw);
       projection.dataDigest = secretDataDigest(raw.data);
       this.managedSecrets.set(key, projection);
-      this.reconciler.secretObserved(key);
     }
   }
 
@@ -205,7 +204,6 @@ class Harness {
     );
     const delivered = { ...obj, metadata: { ...obj.metadata, resourceVersion: rv }, status: merged };
     this.apply(delivered);
-    this.reconciler.observed(KEY, delivered);
     return delivered;
   }
 
