@@ -455,11 +455,7 @@ describe("values", () => {
     const volumes = (one(on, "Deployment") as any).spec.template.spec.volumes as unknown[];
     expect(volumes).toContainEqual({
       name: "shared-cache-key",
-      secret: {
-        secretName: "apptoken-fleet-key",
-        defaultMode: 0o444,
-        items: [{ key: "key", path: "key" }],
-      },
+      secret: { secretName: "apptoken-fleet-key", defaultMode: 0o444 },
     });
     expect(volumes).toContainEqual({
       name: "shared-cache-password",

@@ -65,10 +65,10 @@ function fleet() {
   const store = new MemoryStore(clock);
   const keys = deriveFleetKeys(randomBytes(32));
   const sleep = vi.fn(async (ms: number) => clock.advance(ms));
-  const operator = (k: FleetKeys = keys) => {
+  const operator = (k: FleetKeys = keys, previousKeys?: FleetKeys) => {
     const log = { warn: vi.fn(), info: vi.fn(), debug: vi.fn() };
     const registry = new Registry();
-    const tier = new SharedTier({ store, keys: k, clock, log, registry, sleep });
+    const tier = new SharedTier({ store, keys: k, previousKeys, clock, log, registry, sleep });
     return { tier, log, registry };
   };
   const issue = (): TokenFetch => vi.fn(async () => tokenIssuedNow(clock, HOUR));
@@ -365,5 +365,39 @@ describe("the fleet tier", () => {
       outcome: "Deferred",
       called: false,
     });
+  });
+
+  it("a key rotation: the new key reads what the previous one sealed, and seals under itself", async () => {
+    const f = fleet();
+    const oldKeys = f.keys;
+    const newKeys = deriveFleetKeys(randomBytes(32));
+    // An operator not switched yet publishes a token under the old key.
+    await f.operator(oldKeys).tier.fetch(KEY_ID, f.issue());
+    const switched = f.operator(newKeys, oldKeys);
+    const fetch = f.issue();
+    expect((await switched.tier.fetch(KEY_ID, fetch)).source).toBe("SharedCache");
+    expect(fetch).not.toHaveBeenCalled();
+    // A key only the new operators know: the switched one calls, and seals under the new key only.
+    const other = `${KEY_ID}|other`;
+    const called = f.issue();
+    await switched.tier.fetch(other, called);
+    expect(called).toHaveBeenCalledTimes(1);
+    expect((await f.operator(newKeys).tier.fetch(other, f.issue())).source).toBe("SharedCache");
+    const notSwitched = f.issue();
+    await f.operator(oldKeys).tier.fetch(other, notSwitched);
+    expect(notSwitched).toHaveBeenCalledTimes(1);
+  });
+
+  it("useKeys switches a running tier to a new key", async () => {
+    const f = fleet();
+    const newKeys = deriveFleetKeys(randomBytes(32));
+    const a = f.operator();
+    await a.tier.fetch(KEY_ID, f.issue());
+    a.tier.useKeys(newKeys, undefined);
+    // Without the previous key it no longer reads the old entry: it calls, and publishes anew.
+    const fetch = f.issue();
+    await a.tier.fetch(KEY_ID, fetch);
+    expect(fetch).toHaveBeenCalledTimes(1);
+    expect((await f.operator(newKeys).tier.fetch(KEY_ID, f.issue())).source).toBe("SharedCache");
   });
 });

@@ -30,6 +30,11 @@ export interface TierLog {
 export interface SharedTierOptions {
   store: SharedStore;
   keys: FleetKeys;
+  /**
+   * During a rotation, the fleet key before `keys`: tokens sealed under it are still read (never
+   * written), so that operators that have not switched yet keep serving the ones that have.
+   */
+  previousKeys?: FleetKeys | undefined;
   clock: Clock;
   log: TierLog;
   /** Where apptoken_shared_cache_* go; a private registry when omitted (tests). */
@@ -51,6 +56,12 @@ interface Read {
   throttle: ThrottleRecord | undefined;
 }
 
+/** Where a key's entry lives under one fleet key. */
+interface Place {
+  keys: FleetKeys;
+  address: string;
+}
+
 const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class SharedTier {
@@ -59,6 +70,8 @@ export class SharedTier {
   private readonly timings: LockTimings;
   private readonly retryAfterFailureMs: number;
   private state: "Unknown" | "Up" | "Down" = "Unknown";
+  private keys: FleetKeys;
+  private previousKeys: FleetKeys | undefined;
   private leaveAloneUntil = Number.NEGATIVE_INFINITY;
   private readonly up: Gauge;
   private readonly ops: Counter<"op" | "result">;
@@ -66,6 +79,8 @@ export class SharedTier {
 
   constructor(o: SharedTierOptions) {
     this.o = o;
+    this.keys = o.keys;
+    this.previousKeys = o.previousKeys;
     this.sleep = o.sleep ?? realSleep;
     this.timings = { ...DEFAULT_LOCK_TIMINGS, ...o.timings };
     this.retryAfterFailureMs = o.retryAfterFailureMs ?? 2_000;
@@ -95,15 +110,26 @@ export class SharedTier {
   }
 
   /**
+   * A new fleet key, and the one before it (read, never written, until the next rotation). Calls
+   * in flight finish under the keys they started with.
+   */
+  useKeys(keys: FleetKeys, previousKeys: FleetKeys | undefined): void {
+    this.keys = keys;
+    this.previousKeys = previousKeys;
+  }
+
+  /**
    * The token for `keyId`: a fresh one from the store, or one this operator (or another, whose
    * result it waits for) fetched through `fetch`. Rejects only with what `fetch` rejects with, or
    * with a ThrottledError when the fleet holds a throttle verdict for the key.
    */
   async fetch(keyId: string, fetch: TokenFetch, options: AcquireOptions = {}): Promise<TokenResponse> {
     if (this.state === "Down" && this.o.clock.now() < this.leaveAloneUntil) return fetch();
-    const address = addressOf(this.o.keys, keyId);
+    const place = { keys: this.keys, address: addressOf(this.keys, keyId) };
+    const previous = this.previousKeys;
+    const older = previous && { keys: previous, address: addressOf(previous, keyId) };
     try {
-      return await this.throughStore(address, fetch, options);
+      return await this.throughStore(place, older, fetch, options);
     } catch (e) {
       if (e instanceof StoreUnavailable) return fetch();
       throw e;
@@ -111,16 +137,25 @@ export class SharedTier {
   }
 
   private async throughStore(
-    address: string,
+    place: Place,
+    older: Place | undefined,
     fetch: TokenFetch,
     options: AcquireOptions,
   ): Promise<TokenResponse> {
+    const { address } = place;
     const force = options.force === true;
-    const first = await this.read(address);
+    const first = await this.read(place);
     if (first.token !== undefined && !force && this.fresh(first.token, options.refreshBeforeMs)) {
       return fromTier(first.token);
     }
     this.refuseIfThrottled(first.throttle);
+    if (first.token === undefined && older !== undefined && !force) {
+      // Sealed by an operator still on the previous key: as good, until its own refresh time.
+      const old = await this.read(older);
+      if (old.token !== undefined && this.fresh(old.token, options.refreshBeforeMs))
+        return fromTier(old.token);
+      this.refuseIfThrottled(old.throttle);
+    }
     // A forced refresh wants a token newer than the one it saw, not that one again.
     const seenIssuedAt = force ? first.token?.issuedAt : undefined;
     const fencing = randomBytes(16).toString("hex");
@@ -134,7 +169,7 @@ export class SharedTier {
           return won;
         },
         look: async () => {
-          const seen = await this.read(address);
+          const seen = await this.read(place);
           const t = seen.token;
           if (t !== undefined && t.issuedAt !== seenIssuedAt && this.fresh(t, options.refreshBeforeMs)) {
             return { kind: "Found", value: fromTier(t) };
@@ -142,7 +177,7 @@ export class SharedTier {
           this.refuseIfThrottled(seen.throttle);
           return { kind: "Nothing" };
         },
-        call: (locked) => this.callAndPublish(address, fetch, locked ? fencing : undefined),
+        call: (locked) => this.callAndPublish(place, fetch, locked ? fencing : undefined),
         release: () => this.bestEffort("unlock", () => this.o.store.unlock(address, fencing)),
       },
       this.o.clock,
@@ -153,7 +188,7 @@ export class SharedTier {
   }
 
   private async callAndPublish(
-    address: string,
+    { keys, address }: Place,
     fetch: TokenFetch,
     fencing: string | undefined,
   ): Promise<TokenResponse> {
@@ -161,7 +196,7 @@ export class SharedTier {
       const token = await fetch();
       const ttl = latestRefreshAt(token.issuedAt, token.expiresAt) - this.o.clock.now();
       if (ttl > 0) {
-        const sealed = sealToken(this.o.keys, address, token);
+        const sealed = sealToken(keys, address, token);
         await this.bestEffort("write", () => this.o.store.write(address, sealed, ttl));
       }
       return token;
@@ -198,7 +233,7 @@ export class SharedTier {
     return this.o.clock.now() < plan.refreshAt;
   }
 
-  private async read(address: string): Promise<Read> {
+  private async read({ keys, address }: Place): Promise<Read> {
     const raw = await this.op("read", () => this.o.store.read(address));
     const throttle = raw.throttle === undefined ? undefined : decodeThrottle(raw.throttle);
     if (raw.sealed === undefined) {
@@ -206,7 +241,7 @@ export class SharedTier {
       return { token: undefined, throttle };
     }
     try {
-      const token = openToken(this.o.keys, address, raw.sealed);
+      const token = openToken(keys, address, raw.sealed);
       this.ops.inc({ op: "read", result: "hit" });
       return { token, throttle };
     } catch (e) {
