@@ -76,7 +76,12 @@ export async function runFloor(o: {
       now: Date.now(),
     });
     await withRetry("floor patch status", () =>
-      api.patchRequestStatus(req.metadata.namespace, req.metadata.name, statusPatch(undefined, status)),
+      api.patchRequestStatus(
+        req.metadata.namespace,
+        req.metadata.name,
+        req.metadata.uid,
+        statusPatch(undefined, status),
+      ),
     );
   });
   return { startedAt, endedAt: Date.now() };

@@ -19,8 +19,8 @@ const SWEEP_PER_WRITE = 2;
 
 interface Noted<T> {
   object: T;
-  /** The version our write replaced; undefined for a create. */
-  basedOn: string | undefined;
+  /** The version our write replaced. */
+  basedOn: string;
   at: number;
 }
 
@@ -53,14 +53,19 @@ export class OwnWrites<T extends Versioned> {
   }
 
   /**
-   * Remembers our write of `key` if the version known here (`known`: `current()` read just now) is
-   * still the one the write replaced (`basedOn`; undefined for a create): then the informer has
+   * Remembers our replace of `key` if the version known here (`known`: `current()` read just now)
+   * is still the one the write replaced (`basedOn`; undefined for a create): then the informer has
    * seen neither our write nor anything after it. If it moved on, its copy is as new as ours or
    * newer, and is trusted.
    */
   wrote(key: string, written: T, basedOn: string | undefined, known: T | undefined): void {
     this.sweep();
     this.writes.delete(key);
+    // A create is not remembered: looking at the informer cannot tell "not delivered yet" from
+    // "delivered, then deleted" (both show nothing), and trusting our copy over a deletion would
+    // leave a deleted Secret missing until the next refresh. A reconcile in the gap costs a 409 and
+    // a read instead; status-only updates do not queue one, so the gap is rarely hit.
+    if (basedOn === undefined) return;
     if (known?.metadata.resourceVersion !== basedOn) return;
     this.writes.set(key, { object: written, basedOn, at: this.clock.now() });
   }

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { AppTokenRequestStatus } from "../api/types.js";
 import { API_VERSION, KIND } from "../api/types.js";
 import type { Clock } from "../clock.js";
-import type { KubeApiClient } from "../kube/api-client.js";
+import { ReplacedError, type KubeApiClient } from "../kube/api-client.js";
 import type { EventRecorder } from "../kube/events.js";
 import { isNotFound } from "../kube/transport.js";
 import type { RawObject } from "../kube/types.js";
@@ -131,9 +131,16 @@ export class StatusWriter {
     this.sweep();
     let written: RawObject | undefined;
     try {
-      written = await this.d.api.patchRequestStatus(ns, name, statusPatch(current, desired));
+      written = await this.d.api.patchRequestStatus(
+        ns,
+        name,
+        obj.metadata.uid,
+        statusPatch(current, desired),
+      );
     } catch (e) {
-      if (isNotFound(e)) return false;
+      // Gone, or the name now belongs to a new request (its uid differs): the new
+      // request's own reconcile, queued by its creation, writes its status.
+      if (isNotFound(e) || e instanceof ReplacedError) return false;
       throw e;
     }
     memo.lastStatus = desired;

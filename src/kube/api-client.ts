@@ -14,7 +14,7 @@ import {
   SECRETS,
 } from "./resources.js";
 import { sleep, systemTimers, type TimerScheduler } from "./timers.js";
-import type { KubeRequest, KubeTransport } from "./transport.js";
+import { KubeApiError, isNotFound, type KubeRequest, type KubeTransport } from "./transport.js";
 import type { RawObject } from "./types.js";
 
 export interface KubeApiClientOptions {
@@ -29,6 +29,17 @@ export interface KubeApiClientOptions {
    * with WriteRefusedError. With leader election: whether the lease is still surely held.
    */
   mayWrite?: () => boolean;
+}
+
+/**
+ * A status write for an object that is gone or was recreated under its name (its uid differs):
+ * nothing to write; the new object's own reconcile writes its status.
+ */
+export class ReplacedError extends Error {
+  constructor(resource: string, path: string, uid: string) {
+    super(`${resource} at ${path} is no longer uid ${uid}: it was deleted, and maybe recreated`);
+    this.name = "ReplacedError";
+  }
 }
 
 /** A write refused before it was sent, because this replica may not write now (not the leader). */
@@ -106,34 +117,34 @@ export class KubeApiClient {
     );
   }
 
-  /** JSON merge patch of the status subresource; `null` members remove fields. */
+  /**
+   * The status subresource of request `uid` (see statusWrite), in merge-patch form: `null` members
+   * remove fields.
+   */
   patchRequestStatus(
     namespace: string,
     name: string,
+    uid: string | undefined,
     status: Record<string, unknown>,
     signal?: AbortSignal,
   ): Promise<RawObject> {
-    return this.paced(
-      {
-        method: "PATCH",
-        path: `${objectPath(APP_TOKEN_REQUESTS, namespace, name)}/status`,
-        body: { status },
-        contentType: "application/merge-patch+json",
-        query: { fieldManager: FIELD_MANAGER },
-        signal,
-      },
-      "patch",
-      "apptokenrequests/status",
+    return this.writeStatus(
+      objectPath(APP_TOKEN_REQUESTS, namespace, name),
+      "apptokenrequests",
+      uid,
+      status,
+      signal,
     );
   }
 
   /**
-   * JSON merge patch of an AppRegistration's status, or of a ClusterAppRegistration's when
-   * `namespace` is undefined.
+   * The status of an AppRegistration, or of a ClusterAppRegistration when `namespace` is
+   * undefined, as patchRequestStatus writes it.
    */
   patchRegistrationStatus(
     namespace: string | undefined,
     name: string,
+    uid: string | undefined,
     status: Record<string, unknown>,
     signal?: AbortSignal,
   ): Promise<RawObject> {
@@ -142,18 +153,34 @@ export class KubeApiClient {
       namespace === undefined
         ? `${collectionPath(resource)}/${encodeURIComponent(name)}`
         : objectPath(resource, namespace, name);
-    return this.paced(
-      {
-        method: "PATCH",
-        path: `${base}/status`,
-        body: { status },
-        contentType: "application/merge-patch+json",
-        query: { fieldManager: FIELD_MANAGER },
-        signal,
-      },
-      "patch",
-      `${resource.plural}/status`,
-    );
+    return this.writeStatus(base, resource.plural, uid, status, signal);
+  }
+
+  private async writeStatus(
+    path: string,
+    plural: string,
+    uid: string | undefined,
+    status: Record<string, unknown>,
+    signal: AbortSignal | undefined,
+  ): Promise<RawObject> {
+    const write = statusWrite(uid, status);
+    try {
+      return await this.paced(
+        { method: "PATCH", path: `${path}/status`, ...write, query: { fieldManager: FIELD_MANAGER }, signal },
+        "patch",
+        `${plural}/status`,
+      );
+    } catch (e) {
+      // A failed `test` and a status the schema refuses both answer 422 Invalid: one GET tells them
+      // apart, and only on this rare path.
+      if (uid === undefined || !(e instanceof KubeApiError) || e.statusCode !== 422) throw e;
+      const now = await this.paced<RawObject>({ path, signal }, "get", plural).catch((g: unknown) => {
+        if (isNotFound(g)) return undefined;
+        throw e;
+      });
+      if (now?.metadata.uid !== uid) throw new ReplacedError(plural, path, uid);
+      throw e;
+    }
   }
 
   /** TokenRequest API: a short-lived service-account token for one audience. */
@@ -202,3 +229,34 @@ export class KubeApiClient {
 export const FIELD_MANAGER = "apptoken-operator";
 
 const METADATA_OBJECT_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
+/**
+ * A status write for the object with this uid only. Writes go by name, and the informer a reconcile
+ * read may still hold an object that was deleted and recreated under that name (a GitOps replace;
+ * the two watches deliver in no agreed order). A merge patch cannot say "only this uid" (the status
+ * subresource drops metadata from it), so with a uid the write is a JSON patch whose `test` makes
+ * the API server refuse it instead of painting the old object's status on the new one. The status
+ * is ours alone, so the patch replaces it whole: the merge form's `null` members (removals) are left
+ * out.
+ */
+function statusWrite(
+  uid: string | undefined,
+  status: Record<string, unknown>,
+): { body: unknown; contentType: string } {
+  if (uid === undefined) return { body: { status }, contentType: "application/merge-patch+json" };
+  return {
+    body: [
+      { op: "test", path: "/metadata/uid", value: uid },
+      { op: "add", path: "/status", value: withoutNulls(status) },
+    ],
+    contentType: "application/json-patch+json",
+  };
+}
+
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (typeof value !== "object" || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = withoutNulls(v);
+  return out;
+}

@@ -18,7 +18,7 @@ import type { AppRegistrationStatus, RegistrationCredentialStatus } from "../../
 import type { Clock } from "../../clock.js";
 import type { AuthorityPolicy, ClientCredential, CredentialFacts } from "../../identity/index.js";
 import { CredentialError, authorityBaseFor, isTokenAcquisitionError } from "../../identity/index.js";
-import type { KubeApiClient } from "../../kube/api-client.js";
+import { ReplacedError, type KubeApiClient } from "../../kube/api-client.js";
 import type { EventRecorder } from "../../kube/events.js";
 import type { Informer } from "../../kube/informer.js";
 import { APP_REF_INDEX } from "../../kube/request-indexes.js";
@@ -159,9 +159,10 @@ export class RegistrationReconciler {
       const namespace = obj.metadata.namespace || undefined;
       const name = obj.metadata.name ?? "";
       try {
-        await this.d.api.patchRegistrationStatus(namespace, name, patch, signal);
+        await this.d.api.patchRegistrationStatus(namespace, name, uid || undefined, patch, signal);
       } catch (e) {
-        if (isNotFound(e)) return;
+        // Gone, or recreated under its name (its uid differs): its own reconcile writes.
+        if (isNotFound(e) || e instanceof ReplacedError) return;
         throw e;
       }
       this.written.set(ref, { uid, status: desired });

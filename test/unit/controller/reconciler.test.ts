@@ -21,6 +21,7 @@ import { projectSecret, type SecretProjection } from "../../../src/kube/projecti
 import { TARGET_SECRET_INDEX, targetSecretKeys } from "../../../src/kube/request-indexes.js";
 import { IndexedStore } from "../../../src/kube/store.js";
 import { KubeApiError } from "../../../src/kube/transport.js";
+import { ReplacedError } from "../../../src/kube/api-client.js";
 import type { RawObject } from "../../../src/kube/types.js";
 import { secretDataDigest } from "../../../src/controller/target-secret.js";
 import { Metrics } from "../../../src/observability/metrics.js";
@@ -96,7 +97,21 @@ class KubeWrites {
       : Promise.reject(status(404, "NotFound"));
   }
 
-  patchRequestStatus(namespace: string, name: string, patch: Record<string, unknown>): Promise<RawObject> {
+  /** The uid of the request the API server holds under each name (set when a test applies one). */
+  readonly requestUids = new Map<string, string>();
+
+  patchRequestStatus(
+    namespace: string,
+    name: string,
+    uid: string | undefined,
+    patch: Record<string, unknown>,
+  ): Promise<RawObject> {
+    const held = this.requestUids.get(objectKey(namespace, name));
+    if (uid !== undefined && held !== undefined && held !== uid) {
+      // As KubeApiClient reports a status write whose uid test the API server refused.
+      this.log.push(`status refused ${namespace}/${name}`);
+      return Promise.reject(new ReplacedError("apptokenrequests", `${namespace}/${name}`, uid));
+    }
     this.log.push(`status ${namespace}/${name}`);
     this.statuses.push(patch);
     return Promise.resolve({ metadata: { namespace, name, resourceVersion: String(++this.rv) } });
@@ -183,7 +198,9 @@ class Harness {
   }
 
   apply(obj: RawObject): void {
-    this.requests.set(objectKey(obj.metadata.namespace, obj.metadata.name ?? ""), obj);
+    const key = objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+    this.requests.set(key, obj);
+    if (obj.metadata.uid) this.kube.requestUids.set(key, obj.metadata.uid);
   }
 
   /** The Secret informer delivers what the API holds, as its transform projects it. */
@@ -434,6 +451,39 @@ describe("Reconciler", () => {
     h.now += 60_000;
     await h.reconcile();
     expect(h.tokenCalls).toBe(3);
+  });
+
+  it("puts back a Secret deleted right after its creation, before any reconcile looked at it", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.secretsObserved();
+    h.kube.secrets.delete(KEY);
+    h.managedSecrets.delete(KEY);
+
+    await h.reconcile();
+
+    expect(h.kube.writes().filter((w) => w === `create ${KEY}`)).toHaveLength(2);
+    expect(decode(h.kube.secrets.get(KEY), "access_token")).toBe("token-1");
+    expect(h.tokenCalls).toBe(1);
+  });
+
+  it("never writes a deleted request's status onto a new request that took its name", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.secretsObserved();
+    h.statusDelivered(request());
+    const accepted = h.kube.statuses.length;
+    // A GitOps replace: the API server holds a new request under the name and the garbage collector
+    // deleted the old one's Secret; the Secret watch delivered that, the request watch not yet.
+    h.kube.requestUids.set(KEY, "uid-graph-2");
+    h.kube.secrets.delete(KEY);
+    h.managedSecrets.delete(KEY);
+
+    // Nothing to look at again for the old request: the new one's creation queues the name.
+    await expect(h.reconcile()).resolves.toBeUndefined();
+
+    expect(h.kube.log).toContain(`status refused ${KEY}`);
+    expect(h.kube.statuses).toHaveLength(accepted);
   });
 
   it("lets go of a deleted request's cache key only after the grace period", async () => {

@@ -35,7 +35,7 @@ function harness() {
     clock,
     requests: { getByKey: (k) => informer.get(k) },
     api: {
-      patchRequestStatus: (namespace, name, patch) => {
+      patchRequestStatus: (namespace, name, _uid, patch) => {
         patches.push(patch);
         return Promise.resolve({ metadata: { namespace, name, resourceVersion: String(++rv) } });
       },
