@@ -262,14 +262,14 @@ export const FLAGS: Record<string, FlagSpec> = {
     type: "string",
     default: undefined,
     env: "APPTOKEN_SHARED_CACHE_KEY_SECRET",
-    help: 'namespace/name of the Secret whose key "key" holds the fleet key (base64 of 32 bytes), read at start',
+    help: 'namespace/name of the Secret whose key "key" holds the fleet key (base64 of 32 bytes) and "previous" an older one still read during a rotation; read again every minute',
   },
   "shared-cache-key-file": {
     key: "sharedCacheKeyFile",
     type: "string",
     default: undefined,
     env: "APPTOKEN_SHARED_CACHE_KEY_FILE",
-    help: "file holding the fleet key (base64 of 32 bytes), instead of --shared-cache-key-secret",
+    help: 'file holding the fleet key (base64 of 32 bytes), instead of --shared-cache-key-secret; a file named "previous" beside it is read during a rotation; read again every minute',
   },
   "force-refresh-min-interval": {
     key: "forceRefreshMinIntervalMs",
