@@ -4,9 +4,11 @@
  * time from the informers' caches, so that nothing on the reconcile path keeps them current.
  */
 import type { AppTokenRequestStatus } from "../api/types.js";
+import type { TokenCache } from "../cache/index.js";
+import type { Clock } from "../clock.js";
 import type { RawObject } from "../kube/types.js";
 import type { WorkQueue, WorkQueueMetrics, WorkOutcome } from "../kube/work-queue.js";
-import type { ControllerName, Metrics } from "../observability/metrics.js";
+import { CONTROLLER, type ControllerName, type Metrics } from "../observability/metrics.js";
 
 /** controller-runtime's result label: every run of ours that asks to come back names a time. */
 const RESULT: Record<WorkOutcome, string> = { success: "success", requeue: "requeue_after", error: "error" };
@@ -77,4 +79,47 @@ export function collectRequestGauges(m: Metrics, requests: Iterable<RawObject>):
   }
   for (const { status, reason, n } of counts.values())
     m.requests.set({ condition: "Ready", status, reason }, n);
+}
+
+/** The controller's queues, requests and reconciler (its public fields). */
+export interface GaugeSources {
+  readonly queue: Pick<WorkQueue, "stats">;
+  readonly registrationQueue: Pick<WorkQueue, "stats">;
+  readonly requests: { list(): Iterable<RawObject> };
+  readonly reconciler: { soonestExpiry(): number | undefined };
+}
+
+export interface GaugeOptions {
+  metrics: Metrics;
+  clock: Clock;
+  cache: Pick<TokenCache, "stats">;
+  concurrency: number;
+  /** Asked at each scrape: a standby runs no workers. */
+  leading(): boolean;
+}
+
+export function registerGauges(s: GaugeSources, o: GaugeOptions): void {
+  const m = o.metrics;
+  const collectors = {
+    queue: () => {
+      const workers = o.leading() ? o.concurrency : 0;
+      collectQueueGauges(m, CONTROLLER.requests, s.queue, workers);
+      collectQueueGauges(m, CONTROLLER.registrations, s.registrationQueue, o.leading() ? 2 : 0);
+      collectRequestGauges(m, s.requests.list());
+    },
+    cache: () => {
+      const c = o.cache.stats();
+      m.throttledKeys.set({ state: "Throttled" }, c.throttledKeys);
+      m.throttledKeys.set({ state: "Backoff" }, c.backoffKeys);
+    },
+    expiry: () => {
+      const soonest = s.reconciler.soonestExpiry();
+      if (soonest !== undefined) m.soonestExpiry.set((soonest - o.clock.now()) / 1000);
+    },
+  };
+  m.onCollect(() => {
+    collectors.queue();
+    collectors.cache();
+    collectors.expiry();
+  });
 }

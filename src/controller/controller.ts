@@ -14,7 +14,7 @@ import { CredentialSecrets } from "../kube/credential-secrets.js";
 import type { EventRecorder } from "../kube/events.js";
 import type { Informer } from "../kube/informer.js";
 import type { KubeLogger } from "../kube/log.js";
-import { objectKey, splitObjectKey } from "../kube/object-key.js";
+import { objectKey } from "../kube/object-key.js";
 import {
   createAppTokenRequestInformer,
   createManagedSecretInformer,
@@ -27,15 +27,14 @@ import {
   CREDENTIAL_SECRET_INDEX,
   appRefKeys,
   controllerOwnerKey,
-  credentialSecretKeys,
-  registrationRefKey,
 } from "../kube/request-indexes.js";
 import type { KubeTransport } from "../kube/transport.js";
 import type { KubeObject, RawObject } from "../kube/types.js";
 import { WorkQueue, type Priority } from "../kube/work-queue.js";
 import { CONTROLLER, type Metrics } from "../observability/metrics.js";
-import { collectQueueGauges, collectRequestGauges, workQueueMetrics } from "./controller-metrics.js";
+import { registerGauges, workQueueMetrics } from "./controller-metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
+import { refOf, registerHandlers } from "./event-handlers.js";
 import { Reconciler } from "./reconcile.js";
 import { RegistrationDirectory } from "./registrations/directory.js";
 import { RegistrationReconciler } from "./registrations/registration-reconcile.js";
@@ -218,8 +217,14 @@ export class AppTokenController {
         for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.enqueue(key, "high");
       },
     });
-    this.registerHandlers();
-    this.registerGauges();
+    registerHandlers(this, {
+      clusterResourceNamespace: o.clusterResourceNamespace,
+      enqueue: (key, priority) => this.enqueue(key, priority),
+      registrationChanged: (ref) => this.registrationChanged(ref),
+      countChanged: (obj) => this.countChanged(obj),
+      neverSynced: (obj) => this.neverSynced(obj),
+    });
+    registerGauges(this, { ...o, leading: () => this.leading });
   }
 
   /** Starts every watch; resolves when all caches are synced (or false when aborted first). */
@@ -303,16 +308,6 @@ export class AppTokenController {
     if (this.leading) this.queue.add(key, priority);
   }
 
-  /** Requests of `namespace` that use a ClusterAppRegistration are checked against its selector again. */
-  private namespaceLabelsChanged(namespace: string): void {
-    const prefix = `${namespace}/`;
-    for (const key of this.requests.keys()) {
-      if (!key.startsWith(prefix)) continue;
-      const ref = appRefKeys(this.requests.getByKey(key) ?? { metadata: {} })[0];
-      if (ref?.startsWith("ClusterAppRegistration:")) this.enqueue(key, "high");
-    }
-  }
-
   /** A registration (or its credential) changed: its status, and every request that uses it. */
   private registrationChanged(ref: string): void {
     if (!this.leading) return;
@@ -343,125 +338,6 @@ export class AppTokenController {
     const status = (obj as { status?: AppTokenRequestStatus } | undefined)?.status;
     return !status || status.observedGeneration !== obj?.metadata.generation;
   }
-
-  private registerHandlers(): void {
-    this.requests.addEventHandler({
-      onAdd: (obj, { initialList, key }) => {
-        this.enqueue(key, initialList && !this.neverSynced(obj) ? "low" : "high");
-        if (!initialList) this.countChanged(obj);
-      },
-      onUpdate: (oldObj, newObj, { resync, key }) => {
-        if (resync) return this.enqueue(key, "low");
-        const specChanged = oldObj.metadata.generation !== newObj.metadata.generation;
-        if (specChanged && appRefKeys(oldObj)[0] !== appRefKeys(newObj)[0]) {
-          this.countChanged(oldObj);
-          this.countChanged(newObj);
-        }
-        const forceChanged =
-          oldObj.metadata.annotations?.[ANNOTATION.forceRefresh] !==
-          newObj.metadata.annotations?.[ANNOTATION.forceRefresh];
-        // Status-only updates are our own writes: reconciling them would only loop.
-        if (specChanged || forceChanged || oldObj.metadata.uid !== newObj.metadata.uid)
-          this.enqueue(key, "high");
-      },
-      // One path for deletes: the reconcile finds the request gone and lets go of its cache key
-      // and memory. Informers run only while leading, so no delete goes unqueued.
-      onDelete: (obj, { key }) => {
-        this.queue.forget(key);
-        this.enqueue(key, "high");
-        this.countChanged(obj);
-      },
-    });
-    for (const informer of [this.appRegistrations, this.clusterAppRegistrations]) {
-      informer.addEventHandler({
-        onAdd: (obj) => this.registrationChanged(refOf(obj)),
-        onUpdate: (oldObj, newObj, { resync }) => {
-          // Status-only updates are our own writes; a request depends on the spec alone.
-          if (resync || oldObj.metadata.generation === newObj.metadata.generation) return;
-          this.registrationChanged(refOf(newObj));
-        },
-        onDelete: (obj) => {
-          // Queued: the registration reconcile that finds it gone forgets its status and metric.
-          const ref = refOf(obj);
-          this.registrationChanged(ref);
-          // A credential no registration names any more leaves memory (its data is a secret).
-          for (const secret of credentialSecretKeys(obj, this.o.clusterResourceNamespace)) {
-            const stillUsed = [this.appRegistrations, this.clusterAppRegistrations].some(
-              (i) => i.indexKeys(CREDENTIAL_SECRET_INDEX, secret).length > 0,
-            );
-            if (!stillUsed) {
-              const { namespace, name } = splitObjectKey(secret);
-              this.credentialSecrets.forget(namespace, name);
-            }
-          }
-        },
-      });
-    }
-    // Labels decide which namespaces a ClusterAppRegistration serves: a change is re-checked now.
-    // A namespace created with its labels may reach this informer after its first requests did.
-    this.namespaceLabels.addEventHandler({
-      onAdd: (ns, { initialList }) => {
-        if (!initialList) this.namespaceLabelsChanged(ns.metadata.name ?? "");
-      },
-      onUpdate: (oldNs, newNs, { resync }) => {
-        if (resync || sameLabels(oldNs.metadata.labels, newNs.metadata.labels)) return;
-        this.namespaceLabelsChanged(newNs.metadata.name ?? "");
-      },
-    });
-    this.managedSecrets.addEventHandler({
-      // Data rewritten by someone else while our annotations stayed (our own refreshes change
-      // issued-at): put our token back now, not at the next refresh.
-      onUpdate: (oldSecret, newSecret, { resync }) => {
-        if (resync) return;
-        if (oldSecret.dataDigest === newSecret.dataDigest) return;
-        const issued = (x: SecretProjection) => x.metadata.annotations?.[ANNOTATION.issuedAt];
-        if (issued(oldSecret) !== issued(newSecret)) return;
-        const owner = controllerOwnerKey(newSecret);
-        if (owner) this.enqueue(owner, "high");
-      },
-      // Deleted (or relabelled out of our selector): recreate it from the cache, without a call.
-      onDelete: (secret) => {
-        const owner = controllerOwnerKey(secret);
-        if (owner) this.enqueue(owner, "high");
-      },
-    });
-  }
-
-  private registerGauges(): void {
-    const m = this.o.metrics;
-    const collectors = {
-      queue: () => {
-        const workers = this.leading ? this.o.concurrency : 0;
-        collectQueueGauges(m, CONTROLLER.requests, this.queue, workers);
-        collectQueueGauges(m, CONTROLLER.registrations, this.registrationQueue, this.leading ? 2 : 0);
-        collectRequestGauges(m, this.requests.list());
-      },
-      cache: () => {
-        const s = this.o.cache.stats();
-        m.throttledKeys.set({ state: "Throttled" }, s.throttledKeys);
-        m.throttledKeys.set({ state: "Backoff" }, s.backoffKeys);
-      },
-      expiry: () => {
-        const soonest = this.reconciler.soonestExpiry();
-        if (soonest !== undefined) m.soonestExpiry.set((soonest - this.o.clock.now()) / 1000);
-      },
-    };
-    m.onCollect(() => {
-      collectors.queue();
-      collectors.cache();
-      collectors.expiry();
-    });
-  }
-}
-
-function refOf(obj: KubeObject): string {
-  return registrationRefKey(obj.kind ?? "", obj.metadata.namespace, obj.metadata.name ?? "");
-}
-
-function sameLabels(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  const ak = Object.keys(a ?? {});
-  if (ak.length !== Object.keys(b ?? {}).length) return false;
-  return ak.every((k) => a?.[k] === b?.[k]);
 }
 
 /** pino's (object, message) signature is what src/kube expects. */
