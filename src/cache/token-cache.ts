@@ -1,16 +1,28 @@
+/**
+ * The token cache's state and the order of its steps. The work on one key (what an acquire does,
+ * what it answers, storing a token, counting a failure) and the counters live in functions beside
+ * it, each in its own module, so that each can be read and tested without the class.
+ */
 import type { Clock } from "../clock.js";
-import { ThrottledError, TransientError, isTokenAcquisitionError } from "../identity/errors.js";
 import type { TokenAcquisitionError } from "../identity/errors.js";
-import { decideAcquire, nextAttemptAt } from "./acquire-decision.js";
+import { buildHit, deferredResult, resultAfterCall } from "./acquire-answer.js";
+import { decideAcquire } from "./acquire-decision.js";
 import type { AcquireStep } from "./acquire-decision.js";
-import type { AcquireOutcome, AcquireResult, DeferReason } from "./acquire-result.js";
-import { DEFAULT_BACKOFF_POLICIES, nextRetryAt } from "./backoff.js";
+import type { AcquireResult, DeferReason } from "./acquire-result.js";
+import { DEFAULT_BACKOFF_POLICIES } from "./backoff.js";
 import type { BackoffPolicies } from "./backoff.js";
-import { NO_THROTTLE, newKeyState, summarizeFailure } from "./key-state.js";
-import type { KeyState, ThrottleStatus } from "./key-state.js";
-import { latestRefreshAt, refreshSchedule } from "./refresh-schedule.js";
+import { cacheStats, countThrottle, inspectKey, newCacheTotals, setThrottle } from "./cache-stats.js";
+import type { CacheStats, CacheTotals, KeyInspection } from "./cache-stats.js";
+import { asTokenError, noteFailure } from "./call-failure.js";
+import { NO_THROTTLE, newKeyState } from "./key-state.js";
+import type { KeyState } from "./key-state.js";
 import type { CallLimiter } from "../rate/token-bucket.js";
-import type { CachedToken, TokenResponse } from "./token-response.js";
+import { adoptRefreshBefore, replaceRefreshAt, seedKeys, storeToken } from "./token-entry.js";
+import type { SeedEntry, SeedReport } from "./token-entry.js";
+import type { TokenResponse } from "./token-response.js";
+
+export type { CacheStats, KeyInspection } from "./cache-stats.js";
+export type { PersistedToken, SeedEntry, SeedReport } from "./token-entry.js";
 
 /** Calls the token service for one key; throws the identity module's error classes. */
 export type TokenFetch = () => Promise<TokenResponse>;
@@ -47,62 +59,6 @@ export interface TokenCacheOptions {
   idleEvictAfterMs?: number | undefined;
 }
 
-/** A token read back from a target Secret after a restart. */
-export interface PersistedToken {
-  accessToken: string;
-  tokenType: string;
-  issuedAt: number;
-  expiresAt: number;
-  refreshAt: number;
-}
-
-export interface SeedEntry {
-  keyId: string;
-  token: PersistedToken;
-}
-
-export interface SeedReport {
-  /** Seeded and fresh: no call until refreshAt. */
-  fresh: number;
-  /** Seeded but already due (refreshAt passed, or within the 5-minute floor): served while usable, refreshed on first acquire. */
-  due: number;
-  /** Not seeded: expired, malformed, or older than the token the cache already holds. */
-  skipped: number;
-}
-
-export interface KeyInspection {
-  readonly token: CachedToken | undefined;
-  /** Whether `token` may still be handed out. */
-  readonly usable: boolean;
-  readonly throttle: ThrottleStatus;
-  readonly hits: number;
-  readonly misses: number;
-  readonly holders: number;
-  /** When the call that fetched `token` started; undefined for a token seeded from a Secret. */
-  readonly fetchedAt: number | undefined;
-  /** When the key's last forced call (one that produced a token) started; undefined if none. */
-  readonly forcedAt: number | undefined;
-}
-
-export interface CacheStats {
-  keys: number;
-  holders: number;
-  inflight: number;
-  throttledKeys: number;
-  backoffKeys: number;
-  /** Acquires answered with a token without a call of their own (fresh cache hits plus shared calls). */
-  hits: number;
-  /** Of `hits`, those that joined another acquire's call. */
-  sharedHits: number;
-  /** Acquires that called the token service (one per call). */
-  misses: number;
-  /** Calls that failed. */
-  failedCalls: number;
-  /** Acquires that found a call due but not allowed (backoff, Retry-After, global limit). */
-  deferred: number;
-  evictions: number;
-}
-
 const NO_OPTIONS: AcquireOptions = Object.freeze({});
 
 export const DEFAULT_EXPIRY_SKEW_MS = 30_000;
@@ -130,17 +86,7 @@ export class TokenCache {
   private readonly skewMs: number;
   private readonly policies: BackoffPolicies;
   private readonly idleEvictAfterMs: number;
-  private readonly totals = {
-    hits: 0,
-    sharedHits: 0,
-    misses: 0,
-    failedCalls: 0,
-    deferred: 0,
-    evictions: 0,
-    inflight: 0,
-    throttledKeys: 0,
-    backoffKeys: 0,
-  };
+  private readonly totals: CacheTotals = newCacheTotals();
 
   constructor(options: TokenCacheOptions) {
     this.clock = options.clock;
@@ -169,14 +115,13 @@ export class TokenCache {
     }
     key.lastUsedAt = now;
     if (options.holder !== undefined && options.holder !== key.linkedHolder) this.link(options.holder, key);
-    if (options.refreshBeforeMs !== key.refreshBeforeMs)
-      this.adoptRefreshBefore(key, options.refreshBeforeMs);
+    if (options.refreshBeforeMs !== key.refreshBeforeMs) adoptRefreshBefore(key, options.refreshBeforeMs);
 
     const step = decideAcquire(key, now, options.force === true);
     if (step === "Serve") {
       key.hits++;
       this.totals.hits++;
-      return key.hit ?? this.buildHit(key, now);
+      return key.hit ?? buildHit(key, now);
     }
     return this.acquireSlowly(key, step, fetch, options, now);
   }
@@ -196,7 +141,8 @@ export class TokenCache {
           this.totals.hits++;
           this.totals.sharedHits++;
         }
-        return this.resultAfterCall(key, error === undefined ? "Shared" : "Failed", false, error);
+        const outcome = error === undefined ? "Shared" : "Failed";
+        return resultAfterCall(key, outcome, false, error, this.clock.now());
       }
       case "WaitForRetry":
         return this.deferred(key, key.throttle.state === "Throttled" ? "Throttled" : "Backoff", now);
@@ -229,7 +175,8 @@ export class TokenCache {
           key.hits++;
           this.totals.hits++;
         }
-        return this.resultAfterCall(key, error === undefined ? "Fetched" : "Failed", !shared, error);
+        const outcome = error === undefined ? "Fetched" : "Failed";
+        return resultAfterCall(key, outcome, !shared, error, this.clock.now());
       }
     }
   }
@@ -270,158 +217,20 @@ export class TokenCache {
     response: TokenResponse,
     refreshBeforeMs: number | undefined,
   ): TokenAcquisitionError | undefined {
-    const now = this.clock.now();
-    const { accessToken, tokenType, issuedAt, expiresAt, refreshIn } = response;
-    if (typeof accessToken !== "string" || accessToken === "" || typeof tokenType !== "string") {
-      return new TransientError("the token service's answer has no access token", {
-        reason: "UnusableTokenResponse",
-      });
-    }
-    if (!Number.isFinite(issuedAt) || !Number.isFinite(expiresAt) || expiresAt - this.skewMs <= now) {
-      return new TransientError("the token service's answer expires before it could be used", {
-        reason: "UnusableTokenResponse",
-      });
-    }
-    const draw = this.random();
-    const plan = refreshSchedule({ issuedAt, expiresAt, refreshIn, refreshBeforeMs }, () => draw);
-    key.token = { accessToken, tokenType, issuedAt, expiresAt, refreshAt: plan.refreshAt };
-    key.fromSharedTier = response.source === "SharedCache";
-    key.refreshAt = plan.refreshAt;
-    key.usableUntil = expiresAt - this.skewMs;
-    key.refreshIn = refreshIn;
-    key.jitterDraw = draw;
-    key.refreshBeforeMs = refreshBeforeMs;
-    key.schedule = "Computed";
-    key.consecutiveFailures = 0;
-    key.streakKind = undefined;
-    key.streak = 0;
-    key.lastError = undefined;
-    key.retryAt = Number.NEGATIVE_INFINITY;
-    this.setThrottle(key, NO_THROTTLE);
-    return undefined;
+    const error = storeToken(key, response, refreshBeforeMs, this.clock.now(), this.skewMs, this.random);
+    if (error === undefined) setThrottle(this.totals, key, NO_THROTTLE);
+    return error;
   }
 
   private recordFailure(key: KeyState, error: TokenAcquisitionError): void {
     const now = this.clock.now();
     this.totals.failedCalls++;
-    key.consecutiveFailures++;
-    if (key.streakKind === error.kind) key.streak++;
-    else {
-      key.streakKind = error.kind;
-      key.streak = 1;
-    }
-    key.retryAt = nextRetryAt(
-      {
-        kind: error.kind,
-        streak: key.streak,
-        failedAt: now,
-        retryAfterAt: error instanceof ThrottledError ? error.retryAt : undefined,
-        usableUntil: now < key.usableUntil ? key.usableUntil : undefined,
-      },
-      this.random,
-      this.policies,
-    );
-    key.lastError = error;
-    this.setThrottle(key, {
-      state: error.kind === "Throttled" ? "Throttled" : "Backoff",
-      retryAt: key.retryAt,
-      consecutiveFailures: key.consecutiveFailures,
-      lastError: summarizeFailure(error),
-    });
-  }
-
-  /** Changes a key's throttle status, keeping the gauges and the cached hit result in step. */
-  private setThrottle(key: KeyState, throttle: ThrottleStatus): void {
-    if (!key.evicted) {
-      this.countThrottle(key.throttle, -1);
-      this.countThrottle(throttle, +1);
-    }
-    key.throttle = throttle;
-    key.hit = undefined;
-  }
-
-  private countThrottle(throttle: ThrottleStatus, delta: number): void {
-    if (throttle.state === "Throttled") this.totals.throttledKeys += delta;
-    else if (throttle.state === "Backoff") this.totals.backoffKeys += delta;
-  }
-
-  /** A changed refreshBefore moves the held token's refreshAt, keeping its jitter draw. */
-  private adoptRefreshBefore(key: KeyState, refreshBeforeMs: number | undefined): void {
-    key.refreshBeforeMs = refreshBeforeMs;
-    const token = key.token;
-    if (token === undefined || key.schedule === "Adopted") return;
-    const draw = key.jitterDraw;
-    const plan = refreshSchedule(
-      { issuedAt: token.issuedAt, expiresAt: token.expiresAt, refreshIn: key.refreshIn, refreshBeforeMs },
-      () => draw,
-    );
-    this.replaceRefreshAt(key, token, plan.refreshAt);
-  }
-
-  private replaceRefreshAt(key: KeyState, token: CachedToken, refreshAt: number): void {
-    key.token = { ...token, refreshAt };
-    key.refreshAt = refreshAt;
-    key.hit = undefined;
-  }
-
-  private buildHit(key: KeyState, now: number): Promise<AcquireResult> {
-    const result: AcquireResult = {
-      outcome: "Hit",
-      token: key.token,
-      source: "Cache",
-      called: false,
-      refreshAt: key.refreshAt,
-      nextAttemptAt: nextAttemptAt(key, now),
-      throttle: key.throttle,
-      deferredBy: undefined,
-      error: key.lastError,
-    };
-    key.hit = Promise.resolve(result);
-    return key.hit;
-  }
-
-  private resultAfterCall(
-    key: KeyState,
-    outcome: AcquireOutcome,
-    called: boolean,
-    error: TokenAcquisitionError | undefined,
-  ): AcquireResult {
-    const now = this.clock.now();
-    const token = now < key.usableUntil ? key.token : undefined;
-    return {
-      outcome,
-      token,
-      source:
-        token === undefined
-          ? undefined
-          : outcome !== "Fetched"
-            ? "Cache"
-            : key.fromSharedTier
-              ? "SharedCache"
-              : "IdentityProvider",
-      called,
-      refreshAt: token?.refreshAt,
-      nextAttemptAt: nextAttemptAt(key, now),
-      throttle: key.throttle,
-      deferredBy: undefined,
-      error: error ?? key.lastError,
-    };
+    setThrottle(this.totals, key, noteFailure(key, error, now, this.random, this.policies));
   }
 
   private deferred(key: KeyState, deferredBy: DeferReason, now: number): AcquireResult {
     this.totals.deferred++;
-    const token = now < key.usableUntil ? key.token : undefined;
-    return {
-      outcome: "Deferred",
-      token,
-      source: token === undefined ? undefined : "Cache",
-      called: false,
-      refreshAt: token?.refreshAt,
-      nextAttemptAt: nextAttemptAt(key, now),
-      throttle: key.throttle,
-      deferredBy,
-      error: key.lastError,
-    };
+    return deferredResult(key, deferredBy, now);
   }
 
   /**
@@ -438,7 +247,7 @@ export class TokenCache {
     key.streakKind = undefined;
     key.streak = 0;
     key.lastError = undefined;
-    this.setThrottle(key, NO_THROTTLE);
+    setThrottle(this.totals, key, NO_THROTTLE);
     return true;
   }
 
@@ -452,7 +261,7 @@ export class TokenCache {
     this.resetBackoff(keyId);
     const token = key.token;
     if (token === undefined) return;
-    this.replaceRefreshAt(key, token, Math.min(token.refreshAt, this.clock.now()));
+    replaceRefreshAt(key, token, Math.min(token.refreshAt, this.clock.now()));
     key.schedule = "Adopted";
   }
 
@@ -492,83 +301,18 @@ export class TokenCache {
    * already holds, is skipped.
    */
   seed(entries: Iterable<SeedEntry>): SeedReport {
-    const now = this.clock.now();
-    const report: SeedReport = { fresh: 0, due: 0, skipped: 0 };
-    for (const { keyId, token } of entries) {
-      const { accessToken, tokenType, issuedAt, expiresAt } = token;
-      const usableUntil = expiresAt - this.skewMs;
-      const existing = this.keys.get(keyId);
-      if (
-        typeof accessToken !== "string" ||
-        accessToken === "" ||
-        typeof tokenType !== "string" ||
-        !Number.isFinite(expiresAt) ||
-        now >= usableUntil ||
-        (existing?.token !== undefined && existing.token.expiresAt >= expiresAt)
-      ) {
-        report.skipped++;
-        continue;
-      }
-      const sane = Number.isFinite(issuedAt) && issuedAt < expiresAt;
-      const start = sane ? issuedAt : Math.min(now, expiresAt);
-      const latest = sane ? latestRefreshAt(issuedAt, expiresAt) : expiresAt - 5 * 60_000;
-      let refreshAt = Number.isFinite(token.refreshAt)
-        ? token.refreshAt
-        : refreshSchedule({ issuedAt: start, expiresAt }, this.random).refreshAt;
-      refreshAt = Math.min(refreshAt, latest);
-      if (now >= refreshAt) {
-        refreshAt = now;
-        report.due++;
-      } else report.fresh++;
-
-      const key = existing ?? newKeyState(keyId, now);
-      key.token = { accessToken, tokenType, issuedAt: start, expiresAt, refreshAt };
-      key.refreshAt = refreshAt;
-      key.usableUntil = usableUntil;
-      key.refreshIn = undefined;
-      key.fetchedAt = Number.NEGATIVE_INFINITY;
-      key.schedule = "Adopted";
-      key.lastUsedAt = now;
-      // A slot reserved while the key had no token is not needed for this one; when it is next due
-      // it takes a fresh slot rather than a stale one the limiter has long counted.
-      key.slotAt = undefined;
-      key.hit = undefined;
-      if (existing === undefined) this.keys.set(keyId, key);
-    }
-    return report;
+    return seedKeys(this.keys, entries, this.clock.now(), this.skewMs, this.random);
   }
 
   /** The key's state without counting an acquire; for status and tests. */
   inspect(keyId: string): KeyInspection | undefined {
     const key = this.keys.get(keyId);
     if (key === undefined) return undefined;
-    return {
-      token: key.token,
-      usable: this.clock.now() < key.usableUntil,
-      throttle: key.throttle,
-      hits: key.hits,
-      misses: key.misses,
-      holders: key.refs,
-      fetchedAt: Number.isFinite(key.fetchedAt) ? key.fetchedAt : undefined,
-      forcedAt: Number.isFinite(key.forcedAt) ? key.forcedAt : undefined,
-    };
+    return inspectKey(key, this.clock.now());
   }
 
   stats(): CacheStats {
-    const t = this.totals;
-    return {
-      keys: this.keys.size,
-      holders: this.holders.size,
-      inflight: t.inflight,
-      throttledKeys: t.throttledKeys,
-      backoffKeys: t.backoffKeys,
-      hits: t.hits,
-      sharedHits: t.sharedHits,
-      misses: t.misses,
-      failedCalls: t.failedCalls,
-      deferred: t.deferred,
-      evictions: t.evictions,
-    };
+    return cacheStats(this.totals, this.keys.size, this.holders.size);
   }
 
   private link(holder: string, key: KeyState): void {
@@ -593,21 +337,7 @@ export class TokenCache {
     if (key.evicted) return;
     key.evicted = true;
     if (this.keys.get(key.keyId) === key) this.keys.delete(key.keyId);
-    this.countThrottle(key.throttle, -1);
+    countThrottle(this.totals, key.throttle, -1);
     this.totals.evictions++;
   }
-}
-
-/**
- * Anything that is not one of the identity module's classes (a bug, an unexpected library error) is
- * treated as transient, so the key backs off instead of retrying on every reconcile. Only the error's
- * class name is surfaced: its message was not written with secrets in mind.
- */
-function asTokenError(e: unknown): TokenAcquisitionError {
-  if (isTokenAcquisitionError(e)) return e;
-  const name = e instanceof Error ? e.name : typeof e;
-  return new TransientError(`unexpected failure while requesting a token (${name})`, {
-    reason: "UnexpectedError",
-    cause: e,
-  });
 }

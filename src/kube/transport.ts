@@ -18,7 +18,11 @@ import https from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Clock } from "../clock.js";
 import { systemClock } from "../clock.js";
-import type { KubeStatus, WatchEvent, WatchEventType } from "./types.js";
+import { KubeApiError, isConnectionReset } from "./api-errors.js";
+import { parseStatus, parseWatchLine, readBody } from "./response-body.js";
+import type { WatchEvent } from "./types.js";
+
+export { KubeApiError, isConflict, isExpired, isNotFound } from "./api-errors.js";
 
 export type QueryValue = string | number | boolean | undefined;
 
@@ -60,32 +64,6 @@ export interface KubeTransport {
    */
   watch(req: WatchRequest, onEvent: (event: WatchEvent) => void): Promise<void>;
 }
-
-/** A non-2xx answer from the API server, with the decoded Status when the server sent one. */
-export class KubeApiError extends Error {
-  readonly statusCode: number;
-  readonly reason: string | undefined;
-  readonly status: KubeStatus | undefined;
-  constructor(method: string, path: string, statusCode: number, status: KubeStatus | undefined) {
-    const reason = status?.reason;
-    super(
-      `${method} ${path}: HTTP ${statusCode}${reason ? ` ${reason}` : ""}${status?.message ? `: ${status.message}` : ""}`,
-    );
-    this.name = "KubeApiError";
-    this.statusCode = statusCode;
-    this.reason = reason;
-    this.status = status;
-  }
-}
-
-function statusCodeOf(err: unknown): number | undefined {
-  return err instanceof KubeApiError ? err.statusCode : undefined;
-}
-export const isNotFound = (err: unknown): boolean => statusCodeOf(err) === 404;
-export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
-/** 410 Gone / reason Expired: a resourceVersion or continue token too old to serve. */
-export const isExpired = (err: unknown): boolean =>
-  statusCodeOf(err) === 410 || (err instanceof KubeApiError && err.reason === "Expired");
 
 export interface KubeTransportOptions {
   defaultTimeoutMs?: number;
@@ -353,46 +331,4 @@ class HttpKubeTransport implements KubeTransport {
     }
     return this.agent.agent;
   }
-}
-
-/**
- * The body as a string, decoded chunk by chunk into V8 strings rather than concatenated into one
- * Buffer first: a list page of 500 Secrets is megabytes, and such large Buffers come from malloc,
- * whose freed arenas the process keeps (RSS grew with every re-list); V8 returns its string pages.
- */
-function readBody(res: http.IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    res.setEncoding("utf8");
-    res.on("data", (chunk: string) => {
-      if (text.length < limit) text += chunk;
-    });
-    res.on("end", () => resolve(text));
-    res.on("error", reject);
-    res.on("aborted", () => reject(new Error("response aborted")));
-  });
-}
-
-function parseStatus(text: string): KubeStatus | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === "object" && v !== null ? (v as KubeStatus) : undefined;
-  } catch {
-    return text ? { message: text.slice(0, 500) } : undefined;
-  }
-}
-
-const EVENT_TYPES: ReadonlySet<string> = new Set(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
-
-function parseWatchLine(line: string): WatchEvent {
-  const v = JSON.parse(line) as { type?: unknown; object?: unknown };
-  if (typeof v.type !== "string" || !EVENT_TYPES.has(v.type)) {
-    throw new Error(`unexpected watch event type ${JSON.stringify(v.type)}`);
-  }
-  return { type: v.type as WatchEventType, object: v.object };
-}
-
-function isConnectionReset(err: Error): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === "ECONNRESET" || code === "EPIPE";
 }

@@ -5,7 +5,7 @@
  *
  * Scale notes (10^5–5·10^5 keys on one replica):
  * - Delayed requeues (each token's refresh time) live in one keyed min-heap with a single timer
- *   armed for the earliest; never one timer per object.
+ *   armed for the earliest; never one timer per object (delayed-requeues.ts).
  * - Two priorities: first syncs and user-driven changes ("high") are handed out before routine
  *   refreshes ("low"), so a new request is processed in seconds even while 10^5 refreshes are
  *   due. Low is never starved: after `maxConsecutiveHigh` high items in a row while low work
@@ -14,62 +14,30 @@
 import { setMaxListeners } from "node:events";
 import type { Clock } from "../clock.js";
 import { systemClock } from "../clock.js";
-import { KeyedMinHeap } from "./keyed-heap.js";
+import { DelayedRequeues } from "./delayed-requeues.js";
+import { Fifo } from "./fifo.js";
 import { defaultControllerRateLimiter, type RateLimiter } from "./rate-limiter.js";
-import { MAX_TIMER_DELAY_MS, systemTimers, type CancelTimer, type TimerScheduler } from "./timers.js";
+import { systemTimers, type TimerScheduler } from "./timers.js";
+import type {
+  KeyHandler,
+  Priority,
+  RunOptions,
+  WorkOutcome,
+  WorkQueueMetrics,
+  WorkQueueOptions,
+  WorkQueueStats,
+} from "./work-queue-types.js";
 
-export type Priority = "high" | "low";
-
-/** What a handler returns: nothing (done until the next event) or when to look at the key again. */
-export type HandlerResult = { requeueAfterMs?: number } | void;
-
-/**
- * Processes one key. Throwing means "retry with backoff" (per-key exponential plus the overall
- * bucket); returning `requeueAfterMs` schedules a low-priority requeue and clears the key's
- * failure history. `signal` aborts when shutdown's drain deadline passes.
- */
-export type KeyHandler = (key: string, signal: AbortSignal) => Promise<HandlerResult>;
-
-export type WorkOutcome = "success" | "requeue" | "error";
-
-/** Counters and histograms (the controller wires them to prom-client); gauges read `stats()` at scrape time. */
-export interface WorkQueueMetrics {
-  added(priority: Priority): void;
-  /** Time from add (or due time, for delayed adds) until a worker took the key. */
-  queueLatency(ms: number, priority: Priority): void;
-  workDuration(ms: number, outcome: WorkOutcome): void;
-  retried(): void;
-}
-
-export interface WorkQueueStats {
-  /** Keys ready to be handed out, by priority. */
-  high: number;
-  low: number;
-  /** Keys waiting for their due time (delayed requeues and backoffs). */
-  delayed: number;
-  processing: number;
-  /** How long the oldest in-flight handler has been running (0 when idle): a stuck-worker signal. */
-  longestRunningMs: number;
-  /** Sum of how long every in-flight handler has been running (client-go's unfinished work). */
-  unfinishedMs: number;
-}
-
-export interface WorkQueueOptions {
-  clock?: Clock;
-  timers?: TimerScheduler;
-  /** Default: controller-runtime's max(5 ms -> 1000 s per key, token bucket); see rate-limiter.ts. */
-  rateLimiter?: RateLimiter;
-  /** Anti-starvation: after this many high items in a row while low work waits, one low item goes. Default 9. */
-  maxConsecutiveHigh?: number;
-  metrics?: WorkQueueMetrics;
-  /** Called when a handler throws, before the key is re-added with backoff (for logging). */
-  onHandlerError?: (key: string, err: unknown) => void;
-}
-
-export interface RunOptions {
-  /** Number of handlers running at once (--max-concurrent-reconciles). */
-  concurrency: number;
-}
+export type {
+  HandlerResult,
+  KeyHandler,
+  Priority,
+  RunOptions,
+  WorkOutcome,
+  WorkQueueMetrics,
+  WorkQueueOptions,
+  WorkQueueStats,
+} from "./work-queue-types.js";
 
 interface ItemState {
   priority: Priority;
@@ -80,33 +48,6 @@ interface ItemState {
   processing: boolean;
   /** Ticket of the live FIFO entry; older entries for this key are stale and skipped. */
   seq: number;
-}
-
-interface FifoEntry {
-  key: string;
-  seq: number;
-}
-
-/** Array-backed FIFO with a moving head: O(1) amortised, no per-pop array shift. */
-class Fifo {
-  private items: FifoEntry[] = [];
-  private head = 0;
-  push(e: FifoEntry): void {
-    this.items.push(e);
-  }
-  shift(): FifoEntry | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const e = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return e;
-  }
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-  }
 }
 
 const noopMetrics: WorkQueueMetrics = {
@@ -130,8 +71,7 @@ export class WorkQueue {
   private nextSeq = 1;
   private highStreak = 0;
 
-  private readonly delayed = new KeyedMinHeap<Priority>();
-  private timer: { due: number; cancel: CancelTimer } | undefined;
+  private readonly delayed: DelayedRequeues;
 
   private handler: KeyHandler | undefined;
   private concurrency = 0;
@@ -149,6 +89,11 @@ export class WorkQueue {
     this.maxConsecutiveHigh = Math.max(1, options.maxConsecutiveHigh ?? 9);
     this.metrics = options.metrics ?? noopMetrics;
     this.onHandlerError = options.onHandlerError ?? (() => undefined);
+    this.delayed = new DelayedRequeues(this.clock, this.timers, (key, priority, due) => {
+      this.metrics.added(priority);
+      // Latency counts from the due time, not from when the requeue was scheduled.
+      this.enqueue(key, priority, due);
+    });
     // Every in-flight handler's API and token calls listen on this one signal: more than Node's
     // default of 10 listeners is the design, not a leak.
     setMaxListeners(0, this.handlerAbort.signal);
@@ -162,7 +107,7 @@ export class WorkQueue {
    */
   add(key: string, priority: Priority = "high"): void {
     if (this.shuttingDown) return;
-    if (this.delayed.delete(key)) this.armTimer();
+    this.delayed.delete(key);
     this.metrics.added(priority);
     this.enqueue(key, priority, this.clock.now());
   }
@@ -178,14 +123,7 @@ export class WorkQueue {
       this.add(key, priority);
       return;
     }
-    const due = this.clock.now() + delayMs;
-    const found = this.delayed.get(key);
-    if (found && found.due <= due) {
-      if (priority === "high" && found.value !== "high") this.delayed.set(key, found.due, "high");
-      return;
-    }
-    this.delayed.set(key, due, found?.value === "high" ? "high" : priority);
-    this.armTimer();
+    this.delayed.schedule(key, this.clock.now() + delayMs, priority);
   }
 
   /** Re-adds `key` after its backoff: max(per-key exponential, overall token bucket). */
@@ -210,7 +148,7 @@ export class WorkQueue {
 
   /** True when `key` waits for a delayed requeue; for tests and debugging. */
   isDelayed(key: string): boolean {
-    return this.delayed.get(key) !== undefined;
+    return this.delayed.has(key);
   }
 
   stats(): WorkQueueStats {
@@ -286,8 +224,6 @@ export class WorkQueue {
   async shutDown(options: { drainTimeoutMs?: number } = {}): Promise<{ drained: boolean }> {
     if (!this.shuttingDown) {
       this.shuttingDown = true;
-      this.timer?.cancel();
-      this.timer = undefined;
       this.delayed.clear();
       this.ready.high.clear();
       this.ready.low.clear();
@@ -338,33 +274,6 @@ export class WorkQueue {
     this.ready[st.priority].push({ key, seq: st.seq });
     this.readyCount[st.priority]++;
     this.schedulePump();
-  }
-
-  /** Keeps the single timer armed for the earliest delayed key. */
-  private armTimer(): void {
-    const head = this.delayed.peek();
-    if (!head) {
-      this.timer?.cancel();
-      this.timer = undefined;
-      return;
-    }
-    if (this.timer && this.timer.due === head.due) return;
-    this.timer?.cancel();
-    const due = head.due;
-    const delay = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, due - this.clock.now()));
-    this.timer = { due, cancel: this.timers.schedule(() => this.fireDelayed(), delay) };
-  }
-
-  private fireDelayed(): void {
-    this.timer = undefined;
-    const now = this.clock.now();
-    for (let head = this.delayed.peek(); head && head.due <= now; head = this.delayed.peek()) {
-      this.delayed.pop();
-      this.metrics.added(head.value);
-      // Latency counts from the due time, not from when the requeue was scheduled.
-      this.enqueue(head.key, head.value, head.due);
-    }
-    this.armTimer();
   }
 
   private schedulePump(): void {
