@@ -127,6 +127,10 @@ export async function startOperator(o: StartOperatorOptions): Promise<OperatorPr
       return code;
     },
   };
-  process.once("exit", () => child.kill("SIGKILL"));
+  // Never outlive the test run; the listener goes with the child, so long runs that start many
+  // operators (bench-fleet, chaos) do not pile them up.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.removeListener("exit", killOnExit));
   return self;
 }
