@@ -138,6 +138,7 @@ function toNumber(raw: string, what: string): number {
 }
 
 /** Returns the config, or "help"; throws ConfigError with one line for a bad value. */
+// Stays whole: it reads top to bottom in the order it applies: flag, env, default, schema, cross-flag rules.
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "help" {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {
     help: { type: "boolean", short: "h" },

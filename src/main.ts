@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { TokenBucket, TokenCache } from "./cache/index.js";
 import { SharedTierTokenCache, startSharedTier, type RunningTier } from "./cache/shared-tier/index.js";
-import { systemClock } from "./clock.js";
+import { systemClock, type Clock } from "./clock.js";
 import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
 import { AppTokenController } from "./controller/controller.js";
 import { TokenClient, allowedHostSet, type AuthorityPolicy } from "./identity/index.js";
@@ -86,27 +86,7 @@ async function wire(config: Config, log: Logger): Promise<Operator> {
     allowInsecureLoopback: authority.allowInsecureLoopback,
     allowedAuthorityHosts: authority.allowedHosts,
   });
-  const cacheOptions = {
-    clock,
-    limiter: new TokenBucket({
-      ratePerSecond: config.tokenRequestsPerSecond,
-      burst: Math.max(1, Math.ceil(config.tokenRequestsPerSecond)),
-      clock,
-    }),
-  };
-  // The fleet tier, when configured, sits between this cache and the token service.
-  const fleet: RunningTier | undefined = config.sharedCacheUrl
-    ? await startSharedTier(
-        { ...config, sharedCacheUrl: config.sharedCacheUrl },
-        {
-          clock,
-          log: log.child({ component: "fleet-tier" }),
-          registry: metrics.registry,
-          readSecretData: async (ns, name) => (await api.getSecret(ns, name)).data as Record<string, string>,
-        },
-      )
-    : undefined;
-  const cache = fleet ? new SharedTierTokenCache(cacheOptions, fleet.tier) : new TokenCache(cacheOptions);
+  const { cache, fleet } = await tokenCache(config, log, { clock, metrics, api });
   const events = new EventRecorder({
     api,
     clock,
@@ -132,6 +112,35 @@ async function wire(config: Config, log: Logger): Promise<Operator> {
     forceRefreshMinIntervalMs: config.forceRefreshMinIntervalMs,
   });
   return { kc, metrics, health: new HealthServer(), transport, tokenClient, cache, controller, fleet, lease };
+}
+
+/** The token cache; with --shared-cache-url, the fleet tier sits between it and the token service. */
+async function tokenCache(
+  config: Config,
+  log: Logger,
+  { clock, metrics, api }: { clock: Clock; metrics: Metrics; api: KubeApiClient },
+): Promise<{ cache: TokenCache; fleet: RunningTier | undefined }> {
+  const cacheOptions = {
+    clock,
+    limiter: new TokenBucket({
+      ratePerSecond: config.tokenRequestsPerSecond,
+      burst: Math.max(1, Math.ceil(config.tokenRequestsPerSecond)),
+      clock,
+    }),
+  };
+  const fleet: RunningTier | undefined = config.sharedCacheUrl
+    ? await startSharedTier(
+        { ...config, sharedCacheUrl: config.sharedCacheUrl },
+        {
+          clock,
+          log: log.child({ component: "fleet-tier" }),
+          registry: metrics.registry,
+          readSecretData: async (ns, name) => (await api.getSecret(ns, name)).data as Record<string, string>,
+        },
+      )
+    : undefined;
+  const cache = fleet ? new SharedTierTokenCache(cacheOptions, fleet.tier) : new TokenCache(cacheOptions);
+  return { cache, fleet };
 }
 
 /** The first SIGTERM/SIGINT drains in-flight reconciles; a second one exits at once. */

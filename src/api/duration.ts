@@ -34,6 +34,47 @@ function quote(s: string): string {
   return JSON.stringify(s);
 }
 
+/** Go's leadingInt: the digits `s` starts with; undefined on overflow, which Go fails on too. */
+function leadingInt(s: string): { value: bigint; rest: string } | undefined {
+  let i = 0;
+  let v = 0n;
+  while (isDigit(s[i])) {
+    if (v > MAX_UINT63 / 10n) return undefined;
+    v = v * 10n + BigInt(s.charCodeAt(i) - 48);
+    if (v > MAX_UINT63) return undefined;
+    i++;
+  }
+  return { value: v, rest: s.slice(i) };
+}
+
+/**
+ * Go's leadingFraction: the digits after a ".", and 10^(digits kept). Go stops accumulating
+ * precision on overflow instead of failing, and so does this.
+ */
+function leadingFraction(s: string): { value: bigint; scale: number; rest: string } {
+  let j = 0;
+  let f = 0n;
+  let scale = 1;
+  let overflow = false;
+  while (isDigit(s[j])) {
+    if (!overflow) {
+      if (f > (MAX_UINT63 - 1n) / 10n) {
+        overflow = true;
+      } else {
+        const y = f * 10n + BigInt(s.charCodeAt(j) - 48);
+        if (y > MAX_UINT63) {
+          overflow = true;
+        } else {
+          f = y;
+          scale *= 10;
+        }
+      }
+    }
+    j++;
+  }
+  return { value: f, scale, rest: s.slice(j) };
+}
+
 /**
  * Parses a Go duration string to nanoseconds, with Go's semantics and error messages:
  * `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or a bare "0".
@@ -53,43 +94,21 @@ export function parseDurationNanos(text: string): bigint {
   let total = 0n;
   while (s !== "") {
     if (!(s[0] === "." || isDigit(s[0]))) throw invalid();
-    // Integer part: Go fails on overflow here rather than saturating.
-    let i = 0;
-    let v = 0n;
-    while (isDigit(s[i])) {
-      if (v > MAX_UINT63 / 10n) throw invalid();
-      v = v * 10n + BigInt(s.charCodeAt(i) - 48);
-      if (v > MAX_UINT63) throw invalid();
-      i++;
-    }
-    const pre = i > 0;
-    s = s.slice(i);
-    // Fraction: Go stops accumulating precision on overflow instead of failing.
+    const int = leadingInt(s);
+    if (!int) throw invalid();
+    const pre = int.rest.length !== s.length;
+    let v = int.value;
+    s = int.rest;
     let f = 0n;
     let scale = 1;
     let post = false;
     if (s[0] === ".") {
       s = s.slice(1);
-      let j = 0;
-      let overflow = false;
-      while (isDigit(s[j])) {
-        if (!overflow) {
-          if (f > (MAX_UINT63 - 1n) / 10n) {
-            overflow = true;
-          } else {
-            const y = f * 10n + BigInt(s.charCodeAt(j) - 48);
-            if (y > MAX_UINT63) {
-              overflow = true;
-            } else {
-              f = y;
-              scale *= 10;
-            }
-          }
-        }
-        j++;
-      }
-      post = j > 0;
-      s = s.slice(j);
+      const fraction = leadingFraction(s);
+      post = fraction.rest.length !== s.length;
+      f = fraction.value;
+      scale = fraction.scale;
+      s = fraction.rest;
     }
     if (!pre && !post) throw invalid();
     let u = 0;

@@ -21,7 +21,7 @@ import {
   createNamespaceInformer,
   createRegistrationInformer,
 } from "../kube/operator-informers.js";
-import { intern, projectSecret, trimAppTokenRequest, type SecretProjection } from "../kube/projections.js";
+import type { SecretProjection } from "../kube/projections.js";
 import {
   APP_REF_INDEX,
   CREDENTIAL_SECRET_INDEX,
@@ -31,15 +31,14 @@ import {
 import type { KubeTransport } from "../kube/transport.js";
 import type { KubeObject, RawObject } from "../kube/types.js";
 import { WorkQueue, type Priority } from "../kube/work-queue.js";
-import { CONTROLLER, type Metrics } from "../observability/metrics.js";
+import { CONTROLLER, type ControllerName, type Metrics } from "../observability/metrics.js";
 import { registerGauges, workQueueMetrics } from "./controller-metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
 import { refOf, registerHandlers } from "./event-handlers.js";
+import { requestForInformer, secretForInformer } from "./informer-objects.js";
 import { Reconciler } from "./reconcile.js";
 import { RegistrationDirectory } from "./registrations/directory.js";
 import { RegistrationReconciler } from "./registrations/registration-reconcile.js";
-import { shareStatusMessages, shareTokenTimes } from "./status.js";
-import { ANNOTATION, secretDataDigest } from "./target-secret.js";
 
 export interface ControllerOptions {
   transport: KubeTransport;
@@ -89,41 +88,15 @@ export class AppTokenController {
       transport: o.transport,
       namespaces,
       log: kubeLog,
-      transform: (raw) => {
-        const trimmed = trimAppTokenRequest(raw);
-        shareStatusMessages(trimmed.status);
-        const secretName = (trimmed.status as { secretName?: unknown } | undefined)?.secretName;
-        if (typeof secretName === "string") {
-          const secret = this.managedSecrets.get(trimmed.metadata.namespace ?? "", secretName);
-          shareTokenTimes(trimmed.status, secret?.metadata.annotations, "status");
-        }
-        return trimmed;
-      },
+      transform: (raw) => requestForInformer(raw, (ns, name) => this.managedSecrets.get(ns, name)),
     });
     this.managedSecrets = createManagedSecretInformer({
       transport: o.transport,
       namespaces,
       log: kubeLog,
       transform: (raw) => {
-        // Only Secrets a request controls: a bare label is not proof the operator wrote it.
-        if (this.collecting && controllerOwnerKey(raw)) {
-          const persisted = persistedTokenFromSecret(raw, o.clock.now());
-          if (persisted) this.persisted.add(raw.metadata.namespace ?? "", persisted.keyHash, persisted.token);
-        }
-        const projection = projectSecret(raw);
-        if (raw.data !== undefined) projection.dataDigest = secretDataDigest(raw.data);
-        const annotations = projection.metadata.annotations;
-        // One copy per cache key (shared by every request on it), not one per Secret.
-        const keyHash = annotations?.[ANNOTATION.cacheKeyHash];
-        if (annotations && keyHash !== undefined) annotations[ANNOTATION.cacheKeyHash] = intern(keyHash);
-        const ownerKey = controllerOwnerKey(projection);
-        const request = ownerKey === undefined ? undefined : this.requests.getByKey(ownerKey);
-        if (request) {
-          shareTokenTimes(request.status, annotations, "annotations");
-          const ref = projection.metadata.ownerReferences?.find((r) => r.uid === request.metadata.uid);
-          if (ref) ref.uid = request.metadata.uid ?? ref.uid;
-        }
-        return projection;
+        this.collectPersisted(raw);
+        return secretForInformer(raw, (key) => this.requests.getByKey(key));
       },
     });
     this.appRegistrations = createRegistrationInformer("AppRegistration", {
@@ -138,31 +111,49 @@ export class AppTokenController {
       clusterResourceNamespace: o.clusterResourceNamespace,
     });
     this.namespaceLabels = createNamespaceInformer({ transport: o.transport, log: kubeLog });
-    this.queue = new WorkQueue({
-      metrics: workQueueMetrics(o.metrics, CONTROLLER.requests),
-      onHandlerError: (key, err) =>
-        o.log.warn(
-          { request: key, err: err instanceof Error ? err.message : String(err) },
-          "reconcile failed; retrying with backoff",
-        ),
+    this.queue = retryingQueue(o, CONTROLLER.requests, "request", "reconcile failed; retrying with backoff");
+    this.registrationQueue = retryingQueue(
+      o,
+      CONTROLLER.registrations,
+      "registration",
+      "registration reconcile failed; retrying with backoff",
+    );
+    this.credentialSecrets = this.createCredentialSecrets(namespaces, kubeLog);
+    const { reconciler, registrationReconciler } = this.createReconcilers();
+    this.reconciler = reconciler;
+    this.registrationReconciler = registrationReconciler;
+    registerHandlers(this, {
+      clusterResourceNamespace: o.clusterResourceNamespace,
+      enqueue: (key, priority) => this.enqueue(key, priority),
+      registrationChanged: (ref) => this.registrationChanged(ref),
+      countChanged: (obj) => this.countChanged(obj),
+      neverSynced: (obj) => this.neverSynced(obj),
     });
-    this.registrationQueue = new WorkQueue({
-      metrics: workQueueMetrics(o.metrics, CONTROLLER.registrations),
-      onHandlerError: (key, err) =>
-        o.log.warn(
-          { registration: key, err: err instanceof Error ? err.message : String(err) },
-          "registration reconcile failed; retrying with backoff",
-        ),
-    });
+    registerGauges(this, { ...o, leading: () => this.leading });
+  }
+
+  /** Until this replica reconciles, the tokens in managed Secrets are kept to seed its cache. */
+  private collectPersisted(raw: RawObject): void {
+    // Only Secrets a request controls: a bare label is not proof the operator wrote it.
+    if (this.collecting && controllerOwnerKey(raw)) {
+      const persisted = persistedTokenFromSecret(raw, this.o.clock.now());
+      if (persisted) this.persisted.add(raw.metadata.namespace ?? "", persisted.keyHash, persisted.token);
+    }
+  }
+
+  private createCredentialSecrets(
+    namespaces: readonly string[] | undefined,
+    log: KubeLogger,
+  ): CredentialSecrets {
     // A ClusterAppRegistration's Secret is in the cluster resource namespace, watched even when
     // the operator serves only some namespaces.
     const credentialNamespaces = namespaces
-      ? [...new Set([...namespaces, o.clusterResourceNamespace])]
+      ? [...new Set([...namespaces, this.o.clusterResourceNamespace])]
       : undefined;
-    this.credentialSecrets = new CredentialSecrets({
-      transport: o.transport,
+    return new CredentialSecrets({
+      transport: this.o.transport,
       namespaces: credentialNamespaces,
-      log: kubeLog,
+      log,
       onChange: (ns, name) => {
         const secret = objectKey(ns, name);
         for (const informer of [this.appRegistrations, this.clusterAppRegistrations]) {
@@ -173,6 +164,11 @@ export class AppTokenController {
         }
       },
     });
+  }
+
+  /** Both reconcilers ask the same credential resolver: a credential is loaded once for all. */
+  private createReconcilers(): { reconciler: Reconciler; registrationReconciler: RegistrationReconciler } {
+    const o = this.o;
     const credentials = new CredentialResolver({
       secrets: this.credentialSecrets,
       serviceAccountTokens: o.api,
@@ -185,7 +181,7 @@ export class AppTokenController {
       namespaces: this.namespaceLabels,
       clusterResourceNamespace: o.clusterResourceNamespace,
     });
-    this.reconciler = new Reconciler({
+    const reconciler = new Reconciler({
       clock: o.clock,
       requests: this.requests,
       managedSecrets: this.managedSecrets,
@@ -202,7 +198,7 @@ export class AppTokenController {
       enqueue: (k, p) => this.enqueue(k, p),
       forceRefreshMinIntervalMs: o.forceRefreshMinIntervalMs,
     });
-    this.registrationReconciler = new RegistrationReconciler({
+    const registrationReconciler = new RegistrationReconciler({
       clock: o.clock,
       directory,
       requests: this.requests,
@@ -217,14 +213,7 @@ export class AppTokenController {
         for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.enqueue(key, "high");
       },
     });
-    registerHandlers(this, {
-      clusterResourceNamespace: o.clusterResourceNamespace,
-      enqueue: (key, priority) => this.enqueue(key, priority),
-      registrationChanged: (ref) => this.registrationChanged(ref),
-      countChanged: (obj) => this.countChanged(obj),
-      neverSynced: (obj) => this.neverSynced(obj),
-    });
-    registerGauges(this, { ...o, leading: () => this.leading });
+    return { reconciler, registrationReconciler };
   }
 
   /** Starts every watch; resolves when all caches are synced (or false when aborted first). */
@@ -343,4 +332,18 @@ export class AppTokenController {
 /** pino's (object, message) signature is what src/kube expects. */
 function kubeLogger(log: Logger): KubeLogger {
   return log.child({ component: "kube" });
+}
+
+/** A reconcile queue whose failures are logged with the key under `field`. */
+function retryingQueue(
+  o: ControllerOptions,
+  controller: ControllerName,
+  field: "request" | "registration",
+  message: string,
+): WorkQueue {
+  return new WorkQueue({
+    metrics: workQueueMetrics(o.metrics, controller),
+    onHandlerError: (key, err) =>
+      o.log.warn({ [field]: key, err: err instanceof Error ? err.message : String(err) }, message),
+  });
 }

@@ -39,6 +39,15 @@ export interface HandlerActions {
 }
 
 export function registerHandlers(s: HandlerSources, a: HandlerActions): void {
+  registerRequestHandlers(s, a);
+  for (const informer of [s.appRegistrations, s.clusterAppRegistrations]) {
+    registerRegistrationHandlers(informer, s, a);
+  }
+  registerNamespaceHandlers(s, a);
+  registerManagedSecretHandlers(s, a);
+}
+
+function registerRequestHandlers(s: HandlerSources, a: HandlerActions): void {
   s.requests.addEventHandler({
     onAdd: (obj, { initialList, key }) => {
       a.enqueue(key, initialList && !a.neverSynced(obj) ? "low" : "high");
@@ -65,33 +74,41 @@ export function registerHandlers(s: HandlerSources, a: HandlerActions): void {
       a.countChanged(obj);
     },
   });
-  for (const informer of [s.appRegistrations, s.clusterAppRegistrations]) {
-    informer.addEventHandler({
-      onAdd: (obj) => a.registrationChanged(refOf(obj)),
-      onUpdate: (oldObj, newObj, { resync }) => {
-        // Status-only updates are our own writes; a request depends on the spec alone.
-        if (resync || oldObj.metadata.generation === newObj.metadata.generation) return;
-        a.registrationChanged(refOf(newObj));
-      },
-      onDelete: (obj) => {
-        // Queued: the registration reconcile that finds it gone forgets its status and metric.
-        const ref = refOf(obj);
-        a.registrationChanged(ref);
-        // A credential no registration names any more leaves memory (its data is a secret).
-        for (const secret of credentialSecretKeys(obj, a.clusterResourceNamespace)) {
-          const stillUsed = [s.appRegistrations, s.clusterAppRegistrations].some(
-            (i) => i.indexKeys(CREDENTIAL_SECRET_INDEX, secret).length > 0,
-          );
-          if (!stillUsed) {
-            const { namespace, name } = splitObjectKey(secret);
-            s.credentialSecrets.forget(namespace, name);
-          }
+}
+
+function registerRegistrationHandlers(
+  informer: Informer<RawObject>,
+  s: HandlerSources,
+  a: HandlerActions,
+): void {
+  informer.addEventHandler({
+    onAdd: (obj) => a.registrationChanged(refOf(obj)),
+    onUpdate: (oldObj, newObj, { resync }) => {
+      // Status-only updates are our own writes; a request depends on the spec alone.
+      if (resync || oldObj.metadata.generation === newObj.metadata.generation) return;
+      a.registrationChanged(refOf(newObj));
+    },
+    onDelete: (obj) => {
+      // Queued: the registration reconcile that finds it gone forgets its status and metric.
+      const ref = refOf(obj);
+      a.registrationChanged(ref);
+      // A credential no registration names any more leaves memory (its data is a secret).
+      for (const secret of credentialSecretKeys(obj, a.clusterResourceNamespace)) {
+        const stillUsed = [s.appRegistrations, s.clusterAppRegistrations].some(
+          (i) => i.indexKeys(CREDENTIAL_SECRET_INDEX, secret).length > 0,
+        );
+        if (!stillUsed) {
+          const { namespace, name } = splitObjectKey(secret);
+          s.credentialSecrets.forget(namespace, name);
         }
-      },
-    });
-  }
-  // Labels decide which namespaces a ClusterAppRegistration serves: a change is re-checked now.
-  // A namespace created with its labels may reach this informer after its first requests did.
+      }
+    },
+  });
+}
+
+// Labels decide which namespaces a ClusterAppRegistration serves: a change is re-checked now.
+// A namespace created with its labels may reach this informer after its first requests did.
+function registerNamespaceHandlers(s: HandlerSources, a: HandlerActions): void {
   s.namespaceLabels.addEventHandler({
     onAdd: (ns, { initialList }) => {
       if (!initialList) namespaceLabelsChanged(s, a, ns.metadata.name ?? "");
@@ -101,6 +118,9 @@ export function registerHandlers(s: HandlerSources, a: HandlerActions): void {
       namespaceLabelsChanged(s, a, newNs.metadata.name ?? "");
     },
   });
+}
+
+function registerManagedSecretHandlers(s: HandlerSources, a: HandlerActions): void {
   s.managedSecrets.addEventHandler({
     // Data rewritten by someone else while our annotations stayed (our own refreshes change
     // issued-at): put our token back now, not at the next refresh.

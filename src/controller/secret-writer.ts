@@ -65,6 +65,7 @@ export class SecretWriter {
     }
   }
 
+  // Stays whole: a two-attempt retry loop with local state (the informer's copy is trusted on the first).
   private async put(
     req: AppTokenRequest,
     existing: SecretProjection | undefined,

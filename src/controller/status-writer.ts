@@ -101,6 +101,7 @@ export class StatusWriter {
    * the API holds) and after it (the watch may have delivered our write before the response came
    * back).
    */
+  // Stays whole: all that follows the patch (memo, awaited, Event, log) leans on `current` and its answer.
   async write(
     obj: RawObject,
     memo: StatusMemo,

@@ -145,6 +145,7 @@ export class LeaderElector {
     }
   }
 
+  // Stays whole: the deadline timer, callback and renew loop share this term's `lost` and `lastRenewStart`.
   private async lead(signal: AbortSignal, acquiredAt: number): Promise<LeaderElectionOutcome> {
     this.leading = true;
     this.log.info({ lease: this.leaseName(), identity: this.identity }, "started leading");

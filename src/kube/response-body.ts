@@ -1,6 +1,6 @@
 /**
- * Decoding what the API server sends back: whole bodies, the Status of an error, watch event
- * lines. Apart from the transport's connection handling: none of it opens, retries or times out a
+ * Decoding what the API server sends back: whole bodies, the Status of an error, watch streams
+ * line by line. Apart from the transport's connection handling: none of it opens, retries or times out a
  * request.
  */
 import type http from "node:http";
@@ -41,4 +41,51 @@ export function parseWatchLine(line: string): WatchEvent {
     throw new Error(`unexpected watch event type ${JSON.stringify(v.type)}`);
   }
   return { type: v.type as WatchEventType, object: v.object };
+}
+
+/**
+ * Hands each event of a watch stream to `onEvent`; resolves when the stream ends or `signal`
+ * aborts it, rejects when it breaks or holds a line that cannot be decoded.
+ */
+export function readWatchStream(
+  res: http.IncomingMessage,
+  req: { path: string; signal: AbortSignal },
+  onEvent: (event: WatchEvent) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      if (err && !req.signal.aborted) {
+        res.destroy();
+        reject(err);
+      } else {
+        resolve();
+      }
+    };
+    let pending = "";
+    res.setEncoding("utf8");
+    res.on("data", (chunk: string) => {
+      pending += chunk;
+      let start = 0;
+      for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n", start)) {
+        const line = pending.slice(start, nl);
+        start = nl + 1;
+        if (line.trim().length === 0) continue;
+        try {
+          onEvent(parseWatchLine(line));
+        } catch (err) {
+          // A line we cannot decode is an event we would lose: end this watch with an error so
+          // that the reflector resumes from the last resourceVersion it did apply.
+          finish(new Error(`watch ${req.path}: ${(err as Error).message}`, { cause: err }));
+          return;
+        }
+      }
+      pending = pending.slice(start);
+    });
+    res.on("end", () => finish());
+    res.on("error", (err) => finish(new Error(`watch ${req.path}: ${err.message}`, { cause: err })));
+    res.on("close", () => finish(new Error(`watch ${req.path}: connection closed mid-stream`)));
+  });
 }

@@ -19,7 +19,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Clock } from "../clock.js";
 import { systemClock } from "../clock.js";
 import { KubeApiError, isConnectionReset } from "./api-errors.js";
-import { parseStatus, parseWatchLine, readBody } from "./response-body.js";
+import { parseStatus, readBody, readWatchStream } from "./response-body.js";
 import type { WatchEvent } from "./types.js";
 
 export { KubeApiError, isConflict, isExpired, isNotFound } from "./api-errors.js";
@@ -193,42 +193,7 @@ class HttpKubeTransport implements KubeTransport {
       const text = await readBody(res, MAX_ERROR_BODY).catch(() => "");
       throw new KubeApiError("WATCH", req.path, code, parseStatus(text));
     }
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const finish = (err?: Error): void => {
-        if (settled) return;
-        settled = true;
-        if (err && !req.signal.aborted) {
-          res.destroy();
-          reject(err);
-        } else {
-          resolve();
-        }
-      };
-      let pending = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        pending += chunk;
-        let start = 0;
-        for (let nl = pending.indexOf("\n"); nl >= 0; nl = pending.indexOf("\n", start)) {
-          const line = pending.slice(start, nl);
-          start = nl + 1;
-          if (line.trim().length === 0) continue;
-          try {
-            onEvent(parseWatchLine(line));
-          } catch (err) {
-            // A line we cannot decode is an event we would lose: end this watch with an error so
-            // that the reflector resumes from the last resourceVersion it did apply.
-            finish(new Error(`watch ${req.path}: ${(err as Error).message}`, { cause: err }));
-            return;
-          }
-        }
-        pending = pending.slice(start);
-      });
-      res.on("end", () => finish());
-      res.on("error", (err) => finish(new Error(`watch ${req.path}: ${err.message}`, { cause: err })));
-      res.on("close", () => finish(new Error(`watch ${req.path}: connection closed mid-stream`)));
-    });
+    return readWatchStream(res, req, onEvent);
   }
 
   private async open(

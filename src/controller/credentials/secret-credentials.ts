@@ -41,6 +41,7 @@ export function clientSecretFrom(
   return Number.isFinite(notAfter) ? { ...credential, notAfter } : credential;
 }
 
+// Stays whole: one line over 60; its PFX and PEM branches are two halves of one choice, read side by side.
 export function certificateFrom(
   secret: CredentialSecret,
   spec: CertificateSpec,

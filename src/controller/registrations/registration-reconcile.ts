@@ -14,7 +14,12 @@
  */
 import type { Logger } from "pino";
 import { API_VERSION } from "../../api/types.js";
-import type { AppRegistrationStatus, RegistrationCredentialStatus } from "../../api/types.js";
+import type {
+  AppRegistrationSpec,
+  AppRegistrationStatus,
+  ClusterAppRegistrationSpec,
+  RegistrationCredentialStatus,
+} from "../../api/types.js";
 import type { Clock } from "../../clock.js";
 import type { AuthorityPolicy, ClientCredential, CredentialFacts } from "../../identity/index.js";
 import { CredentialError, authorityBaseFor, isTokenAcquisitionError } from "../../identity/index.js";
@@ -63,6 +68,15 @@ export interface RegistrationReconcilerDeps {
 
 export const DEFAULT_CREDENTIAL_EXPIRY_WARNING_MS = 30 * 86_400_000;
 
+/** What loading a registration's credential showed. */
+interface CredentialVerdict {
+  ready: ReadyVerdict;
+  /** What is known of the credential, even when it was refused (for its age, say). */
+  known?: ClientCredential | CredentialFacts | undefined;
+  /** Set when a person must fix something. */
+  retryAfterMs?: number | undefined;
+}
+
 /** True when the condition just turned True, or names another expiry than the one written before. */
 function expiringSoonRaised(
   previous: AppRegistrationStatus | undefined,
@@ -91,45 +105,12 @@ export class RegistrationReconciler {
     if (obj.metadata.deletionTimestamp) return;
     const now = this.d.clock.now();
     const parsed = this.d.directory.parse(obj);
-    let ready: ReadyVerdict;
-    let known: ClientCredential | CredentialFacts | undefined;
-    let requeueAfterMs: number | undefined;
-    if (!parsed.ok) {
-      ready = {
-        status: "False",
-        reason: "InvalidSpec",
-        message: parsed.issues
-          .map((i) => i.message)
-          .join("; ")
-          .slice(0, 2000),
-      };
-    } else {
-      const spec = parsed.spec;
-      const where = this.d.directory.credentialNamespace(obj);
-      try {
-        const base = authorityBaseFor(spec, this.d.authority);
-        const loaded = await this.d.credentials.resolve(where, spec.credential, signal, spec.cloud);
-        known = loaded;
-        if (loaded.kind === "workloadIdentity") {
-          // Mints the service-account token (kept for the requests' calls): proves that the
-          // ServiceAccount exists and the audience is allowed, before any request needs it.
-          await loaded.formFields({ tokenEndpoint: base.href, clientId: spec.clientId, now });
-        }
-        ready = {
-          status: "True",
-          reason: "CredentialLoaded",
-          message: loadedMessage(spec.credential, where),
-        };
-      } catch (e) {
-        if (!isTokenAcquisitionError(e) || e.kind === "Transient") throw e;
-        ready = { status: "False", reason: e.reason, message: e.message.slice(0, 2000) };
-        requeueAfterMs = SLOW_RETRY_MS;
-        // Refused for its age: what is known of it (expiry, thumbprint) is still shown.
-        if (e instanceof CredentialError) known = e.facts;
-      }
-    }
+    const verdict = parsed.ok
+      ? await this.loadCredential(obj, parsed.spec, now, signal)
+      : invalidSpec(parsed.issues);
+    const { ready } = verdict;
 
-    const credential = parsed.ok ? credentialFacts(parsed.spec.credential, known) : undefined;
+    const credential = parsed.ok ? credentialFacts(parsed.spec.credential, verdict.known) : undefined;
     const expiry = parsed.ok
       ? credentialExpiry({
           kind: credential?.kind,
@@ -138,13 +119,11 @@ export class RegistrationReconciler {
           warningMs: this.d.credentialExpiryWarningMs ?? DEFAULT_CREDENTIAL_EXPIRY_WARNING_MS,
         })
       : undefined;
-    if (ready.status === "True") requeueAfterMs = expiry && expiryRecheckMs(expiry, now);
+    const requeueAfterMs =
+      ready.status === "True" ? expiry && expiryRecheckMs(expiry, now) : verdict.retryAfterMs;
     this.exportExpiry(ref, obj, credential);
 
-    const uid = obj.metadata.uid ?? "";
-    const mine = this.written.get(ref);
-    const previous =
-      mine && mine.uid === uid ? mine.status : (obj as { status?: AppRegistrationStatus }).status;
+    const previous = this.previousStatus(ref, obj);
     const desired = desiredRegistrationStatus({
       previous,
       generation: obj.metadata.generation,
@@ -156,46 +135,121 @@ export class RegistrationReconciler {
     });
     const patch = registrationStatusPatch(previous, desired);
     if (patch) {
-      const namespace = obj.metadata.namespace || undefined;
-      const name = obj.metadata.name ?? "";
-      try {
-        await this.d.api.patchRegistrationStatus(namespace, name, uid || undefined, patch, signal);
-      } catch (e) {
-        // Gone, or recreated under its name (its uid differs): its own reconcile writes.
-        if (isNotFound(e) || e instanceof ReplacedError) return;
-        throw e;
-      }
-      this.written.set(ref, { uid, status: desired });
-      const involved = {
-        apiVersion: API_VERSION,
-        kind: obj.kind ?? "",
-        namespace: namespace ?? "",
-        name,
-        uid,
-      };
-      const before = findCondition(previous?.conditions, "Ready");
-      if (before?.reason !== ready.reason) {
-        this.d.events.record(
-          involved,
-          ready.status === "True" ? "Normal" : "Warning",
-          ready.reason,
-          ready.message,
-        );
-        const fields = { registration: ref, ready: ready.status, reason: ready.reason };
-        if (ready.status === "True") this.d.log.info(fields, "registration ready");
-        else this.d.log.warn({ ...fields, detail: ready.message }, "registration not ready");
-        // Requests keep their token until its refresh; a credential that just expired (or
-        // recovered) is told on each of them now.
-        if (before !== undefined) this.d.onReadyChanged?.(ref);
-      }
-      if (expiringSoonRaised(previous, expiry)) {
-        // Once per credential: the condition's message names the expiry, so a re-reconcile, a
-        // restart (status persists) or a status write for another reason raises nothing new.
-        this.d.events.record(involved, "Warning", EXPIRING_SOON, expiry!.condition.message);
-        this.d.log.warn({ registration: ref, detail: expiry!.condition.message }, "credential expires soon");
-      }
+      if (!(await this.writeStatus(ref, obj, patch, desired, signal))) return;
+      this.announce(ref, obj, previous, ready, expiry);
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /** Loads the credential as the requests will, so that Ready tells whether they can use it. */
+  private async loadCredential(
+    obj: RawObject,
+    spec: AppRegistrationSpec | ClusterAppRegistrationSpec,
+    now: number,
+    signal: AbortSignal,
+  ): Promise<CredentialVerdict> {
+    const where = this.d.directory.credentialNamespace(obj);
+    let known: ClientCredential | CredentialFacts | undefined;
+    try {
+      const base = authorityBaseFor(spec, this.d.authority);
+      const loaded = await this.d.credentials.resolve(where, spec.credential, signal, spec.cloud);
+      known = loaded;
+      if (loaded.kind === "workloadIdentity") {
+        // Mints the service-account token (kept for the requests' calls): proves that the
+        // ServiceAccount exists and the audience is allowed, before any request needs it.
+        await loaded.formFields({ tokenEndpoint: base.href, clientId: spec.clientId, now });
+      }
+      return {
+        ready: {
+          status: "True",
+          reason: "CredentialLoaded",
+          message: loadedMessage(spec.credential, where),
+        },
+        known,
+      };
+    } catch (e) {
+      if (!isTokenAcquisitionError(e) || e.kind === "Transient") throw e;
+      // Refused for its age: what is known of it (expiry, thumbprint) is still shown.
+      if (e instanceof CredentialError) known = e.facts;
+      return {
+        ready: { status: "False", reason: e.reason, message: e.message.slice(0, 2000) },
+        known,
+        retryAfterMs: SLOW_RETRY_MS,
+      };
+    }
+  }
+
+  /** Our own last write unless the registration was recreated since: the informer's copy may lag. */
+  private previousStatus(ref: string, obj: RawObject): AppRegistrationStatus | undefined {
+    const mine = this.written.get(ref);
+    return mine && mine.uid === (obj.metadata.uid ?? "")
+      ? mine.status
+      : (obj as { status?: AppRegistrationStatus }).status;
+  }
+
+  /** False when there is no registration to write to any more. */
+  private async writeStatus(
+    ref: string,
+    obj: RawObject,
+    patch: Record<string, unknown>,
+    desired: AppRegistrationStatus,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const uid = obj.metadata.uid ?? "";
+    const namespace = obj.metadata.namespace || undefined;
+    try {
+      await this.d.api.patchRegistrationStatus(
+        namespace,
+        obj.metadata.name ?? "",
+        uid || undefined,
+        patch,
+        signal,
+      );
+    } catch (e) {
+      // Gone, or recreated under its name (its uid differs): its own reconcile writes.
+      if (isNotFound(e) || e instanceof ReplacedError) return false;
+      throw e;
+    }
+    this.written.set(ref, { uid, status: desired });
+    return true;
+  }
+
+  /** After a status write: an Event and a log line for what changed that a person should know. */
+  private announce(
+    ref: string,
+    obj: RawObject,
+    previous: AppRegistrationStatus | undefined,
+    ready: ReadyVerdict,
+    expiry: ExpiryDecision | undefined,
+  ): void {
+    const involved = {
+      apiVersion: API_VERSION,
+      kind: obj.kind ?? "",
+      namespace: obj.metadata.namespace ?? "",
+      name: obj.metadata.name ?? "",
+      uid: obj.metadata.uid ?? "",
+    };
+    const before = findCondition(previous?.conditions, "Ready");
+    if (before?.reason !== ready.reason) {
+      this.d.events.record(
+        involved,
+        ready.status === "True" ? "Normal" : "Warning",
+        ready.reason,
+        ready.message,
+      );
+      const fields = { registration: ref, ready: ready.status, reason: ready.reason };
+      if (ready.status === "True") this.d.log.info(fields, "registration ready");
+      else this.d.log.warn({ ...fields, detail: ready.message }, "registration not ready");
+      // Requests keep their token until its refresh; a credential that just expired (or
+      // recovered) is told on each of them now.
+      if (before !== undefined) this.d.onReadyChanged?.(ref);
+    }
+    if (expiringSoonRaised(previous, expiry)) {
+      // Once per credential: the condition's message names the expiry, so a re-reconcile, a
+      // restart (status persists) or a status write for another reason raises nothing new.
+      this.d.events.record(involved, "Warning", EXPIRING_SOON, expiry!.condition.message);
+      this.d.log.warn({ registration: ref, detail: expiry!.condition.message }, "credential expires soon");
+    }
   }
 
   /** apptoken_credential_expiration_timestamp_seconds for this registration (one series each). */
@@ -230,6 +284,14 @@ export class RegistrationReconciler {
     if (exported) this.d.metrics?.credentialExpiration.remove(exported);
     this.exported.delete(ref);
   }
+}
+
+function invalidSpec(issues: readonly { message: string }[]): CredentialVerdict {
+  const message = issues
+    .map((i) => i.message)
+    .join("; ")
+    .slice(0, 2000);
+  return { ready: { status: "False", reason: "InvalidSpec", message } };
 }
 
 function loadedMessage(
