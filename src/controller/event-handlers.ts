@@ -67,7 +67,8 @@ function registerRequestHandlers(s: HandlerSources, a: HandlerActions): void {
       if (specChanged || forceChanged || oldObj.metadata.uid !== newObj.metadata.uid) a.enqueue(key, "high");
     },
     // One path for deletes: the reconcile finds the request gone and lets go of its cache key
-    // and memory. Informers run only while leading, so no delete goes unqueued.
+    // and memory. A standby drops the key, and may: it has reconciled nothing, so it holds no
+    // memory of the request (a replica that loses the lease exits rather than stand by).
     onDelete: (obj, { key }) => {
       s.queue.forget(key);
       a.enqueue(key, "high");
