@@ -4,7 +4,6 @@
  * tokens); only the leader runs the workers.
  */
 import type { Logger } from "pino";
-import type { AppTokenRequestStatus } from "../api/types.js";
 import type { Clock } from "../clock.js";
 import { PersistedTokens, persistedTokenFromSecret } from "../cache/hydration.js";
 import type { TokenCache } from "../cache/index.js";
@@ -34,7 +33,7 @@ import { WorkQueue, type Priority } from "../kube/work-queue.js";
 import { CONTROLLER, type ControllerName, type Metrics } from "../observability/metrics.js";
 import { registerGauges, workQueueMetrics } from "./controller-metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
-import { refOf, registerHandlers } from "./event-handlers.js";
+import { neverSynced, refOf, registerHandlers } from "./event-handlers.js";
 import { requestForInformer, secretForInformer } from "./informer-objects.js";
 import { Reconciler } from "./reconcile.js";
 import { RegistrationDirectory } from "./registrations/directory.js";
@@ -76,13 +75,15 @@ export class AppTokenController {
   readonly registrationQueue: WorkQueue;
   readonly reconciler: Reconciler;
   readonly registrationReconciler: RegistrationReconciler;
+  private readonly directory: RegistrationDirectory;
   private readonly persisted = new PersistedTokens();
   /** True until this replica starts reconciling: until then it reads tokens back from Secrets. */
   private collecting = true;
   private leading = false;
 
   constructor(private readonly o: ControllerOptions) {
-    const kubeLog = kubeLogger(o.log);
+    // pino's (object, message) signature is what src/kube expects.
+    const kubeLog: KubeLogger = o.log.child({ component: "kube" });
     const namespaces = o.namespaces.length ? o.namespaces : undefined;
     this.requests = createAppTokenRequestInformer({
       transport: o.transport,
@@ -119,15 +120,14 @@ export class AppTokenController {
       "registration reconcile failed; retrying with backoff",
     );
     this.credentialSecrets = this.createCredentialSecrets(namespaces, kubeLog);
-    const { reconciler, registrationReconciler } = this.createReconcilers();
+    const { reconciler, registrationReconciler, directory } = this.createReconcilers();
     this.reconciler = reconciler;
     this.registrationReconciler = registrationReconciler;
+    this.directory = directory;
     registerHandlers(this, {
-      clusterResourceNamespace: o.clusterResourceNamespace,
       enqueue: (key, priority) => this.enqueue(key, priority),
       registrationChanged: (ref) => this.registrationChanged(ref),
       countChanged: (obj) => this.countChanged(obj),
-      neverSynced: (obj) => this.neverSynced(obj),
     });
     registerGauges(this, { ...o, leading: () => this.leading });
   }
@@ -155,19 +155,24 @@ export class AppTokenController {
       namespaces: credentialNamespaces,
       log,
       onChange: (ns, name) => {
-        const secret = objectKey(ns, name);
-        for (const informer of [this.appRegistrations, this.clusterAppRegistrations]) {
-          for (const key of informer.indexKeys(CREDENTIAL_SECRET_INDEX, secret)) {
-            const obj = informer.getByKey(key);
-            if (obj) this.registrationChanged(refOf(obj));
-          }
-        }
+        for (const obj of this.registrationsNaming(objectKey(ns, name))) this.registrationChanged(refOf(obj));
       },
     });
   }
 
+  /** The registrations whose credential is the Secret `secret` ("namespace/name"). */
+  private registrationsNaming(secret: string): RawObject[] {
+    return [this.appRegistrations, this.clusterAppRegistrations].flatMap((i) =>
+      i.indexKeys(CREDENTIAL_SECRET_INDEX, secret).flatMap((key) => i.getByKey(key) ?? []),
+    );
+  }
+
   /** Both reconcilers ask the same credential resolver: a credential is loaded once for all. */
-  private createReconcilers(): { reconciler: Reconciler; registrationReconciler: RegistrationReconciler } {
+  private createReconcilers(): {
+    reconciler: Reconciler;
+    registrationReconciler: RegistrationReconciler;
+    directory: RegistrationDirectory;
+  } {
     const o = this.o;
     const credentials = new CredentialResolver({
       secrets: this.credentialSecrets,
@@ -212,8 +217,10 @@ export class AppTokenController {
       onReadyChanged: (ref) => {
         for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.enqueue(key, "high");
       },
+      releaseUnusedCredentials: () =>
+        this.credentialSecrets.retain((secret) => this.registrationsNaming(secret).length > 0),
     });
-    return { reconciler, registrationReconciler };
+    return { reconciler, registrationReconciler, directory };
   }
 
   /** Starts every watch; resolves when all caches are synced (or false when aborted first). */
@@ -263,7 +270,7 @@ export class AppTokenController {
     this.leading = true;
     this.collecting = false;
     for (const key of this.requests.keys())
-      this.enqueue(key, this.neverSynced(this.requests.getByKey(key)) ? "high" : "low");
+      this.enqueue(key, neverSynced(this.requests.getByKey(key)) ? "high" : "low");
     this.queue.run((key, s) => this.reconciler.reconcile(key, s), { concurrency: this.o.concurrency });
     for (const informer of [this.appRegistrations, this.clusterAppRegistrations])
       for (const key of informer.keys()) {
@@ -297,10 +304,13 @@ export class AppTokenController {
     if (this.leading) this.queue.add(key, priority);
   }
 
-  /** A registration (or its credential) changed: its status, and every request that uses it. */
+  /**
+   * A registration (or its credential) changed: its status, and every request that uses it. One
+   * that is gone is queued even when another install owns its status: its reconcile lets go here.
+   */
   private registrationChanged(ref: string): void {
     if (!this.leading) return;
-    if (this.ownsStatus(ref)) this.registrationQueue.add(ref, "high");
+    if (this.ownsStatus(ref) || !this.directory.get(ref)) this.registrationQueue.add(ref, "high");
     for (const key of this.requests.indexKeys(APP_REF_INDEX, ref)) this.enqueue(key, "high");
   }
 
@@ -322,16 +332,6 @@ export class AppTokenController {
   private ownsStatus(ref: string): boolean {
     return this.o.namespaces.length === 0 || !ref.startsWith("ClusterAppRegistration:");
   }
-
-  private neverSynced(obj: RawObject | undefined): boolean {
-    const status = (obj as { status?: AppTokenRequestStatus } | undefined)?.status;
-    return !status || status.observedGeneration !== obj?.metadata.generation;
-  }
-}
-
-/** pino's (object, message) signature is what src/kube expects. */
-function kubeLogger(log: Logger): KubeLogger {
-  return log.child({ component: "kube" });
 }
 
 /** A reconcile queue whose failures are logged with the key under `field`. */

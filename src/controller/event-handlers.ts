@@ -3,39 +3,28 @@
  * one place. They queue keys and change no reconciler state: a delete too is a key whose reconcile
  * finds the object gone and lets go of it.
  */
-import type { CredentialSecrets } from "../kube/credential-secrets.js";
+import type { AppTokenRequestStatus } from "../api/types.js";
 import type { Informer } from "../kube/informer.js";
-import { splitObjectKey } from "../kube/object-key.js";
 import type { SecretProjection } from "../kube/projections.js";
-import {
-  CREDENTIAL_SECRET_INDEX,
-  appRefKeys,
-  controllerOwnerKey,
-  credentialSecretKeys,
-  registrationRefKey,
-} from "../kube/request-indexes.js";
+import { appRefKeys, controllerOwnerKey, registrationRefKey } from "../kube/request-indexes.js";
 import type { KubeObject, RawObject } from "../kube/types.js";
-import type { Priority, WorkQueue } from "../kube/work-queue.js";
+import type { Priority } from "../kube/work-queue.js";
 import { ANNOTATION } from "./target-secret.js";
 
-/** The controller's informers and queue (its public fields). */
+/** The controller's informers (its public fields). */
 export interface HandlerSources {
   readonly requests: Informer<RawObject>;
   readonly managedSecrets: Informer<SecretProjection>;
   readonly appRegistrations: Informer<RawObject>;
   readonly clusterAppRegistrations: Informer<RawObject>;
   readonly namespaceLabels: Informer<KubeObject>;
-  readonly credentialSecrets: Pick<CredentialSecrets, "forget">;
-  readonly queue: Pick<WorkQueue, "forget">;
 }
 
 /** The controller's ways of queuing, which alone know whether this replica leads. */
 export interface HandlerActions {
-  clusterResourceNamespace: string;
   enqueue(key: string, priority: Priority): void;
   registrationChanged(ref: string): void;
   countChanged(obj: RawObject): void;
-  neverSynced(obj: RawObject | undefined): boolean;
 }
 
 export function registerHandlers(s: HandlerSources, a: HandlerActions): void {
@@ -50,7 +39,7 @@ export function registerHandlers(s: HandlerSources, a: HandlerActions): void {
 function registerRequestHandlers(s: HandlerSources, a: HandlerActions): void {
   s.requests.addEventHandler({
     onAdd: (obj, { initialList, key }) => {
-      a.enqueue(key, initialList && !a.neverSynced(obj) ? "low" : "high");
+      a.enqueue(key, initialList && !neverSynced(obj) ? "low" : "high");
       if (!initialList) a.countChanged(obj);
     },
     onUpdate: (oldObj, newObj, { resync, key }) => {
@@ -70,7 +59,6 @@ function registerRequestHandlers(s: HandlerSources, a: HandlerActions): void {
     // and memory. A standby drops the key, and may: it has reconciled nothing, so it holds no
     // memory of the request (a replica that loses the lease exits rather than stand by).
     onDelete: (obj, { key }) => {
-      s.queue.forget(key);
       a.enqueue(key, "high");
       a.countChanged(obj);
     },
@@ -89,21 +77,9 @@ function registerRegistrationHandlers(
       if (resync || oldObj.metadata.generation === newObj.metadata.generation) return;
       a.registrationChanged(refOf(newObj));
     },
-    onDelete: (obj) => {
-      // Queued: the registration reconcile that finds it gone forgets its status and metric.
-      const ref = refOf(obj);
-      a.registrationChanged(ref);
-      // A credential no registration names any more leaves memory (its data is a secret).
-      for (const secret of credentialSecretKeys(obj, a.clusterResourceNamespace)) {
-        const stillUsed = [s.appRegistrations, s.clusterAppRegistrations].some(
-          (i) => i.indexKeys(CREDENTIAL_SECRET_INDEX, secret).length > 0,
-        );
-        if (!stillUsed) {
-          const { namespace, name } = splitObjectKey(secret);
-          s.credentialSecrets.forget(namespace, name);
-        }
-      }
-    },
+    // Queued: the registration reconcile that finds it gone forgets its status and metric, and
+    // drops the credentials no registration names any more (their data is a secret).
+    onDelete: (obj) => a.registrationChanged(refOf(obj)),
   });
 }
 
@@ -149,6 +125,12 @@ function namespaceLabelsChanged(s: HandlerSources, a: HandlerActions, namespace:
     const ref = appRefKeys(s.requests.getByKey(key) ?? { metadata: {} })[0];
     if (ref?.startsWith("ClusterAppRegistration:")) a.enqueue(key, "high");
   }
+}
+
+/** A request whose status was never written for its current spec: it goes first. */
+export function neverSynced(obj: RawObject | undefined): boolean {
+  const status = (obj as { status?: AppTokenRequestStatus } | undefined)?.status;
+  return !status || status.observedGeneration !== obj?.metadata.generation;
 }
 
 export function refOf(obj: KubeObject): string {

@@ -145,9 +145,18 @@ export class CredentialSecrets {
     return flight.promise;
   }
 
-  /** Drops a cached credential, e.g. when no request references it any more. */
-  forget(namespace: string, name: string): void {
-    this.cache.delete(objectKey(namespace, name));
+  /**
+   * Drops the cached credentials `keep` says no (by "namespace/name"), e.g. those no registration
+   * names any more: their data is a secret, and holds memory. Returns how many were dropped.
+   */
+  retain(keep: (key: string) => boolean): number {
+    let dropped = 0;
+    for (const key of [...this.cache.keys()]) {
+      if (keep(key)) continue;
+      this.cache.delete(key);
+      dropped++;
+    }
+    return dropped;
   }
 
   private async read(namespace: string, name: string): Promise<CredentialSecret | undefined> {

@@ -139,6 +139,25 @@ describe.concurrent("CredentialSecrets on a real API server", () => {
     expect(s.gets("app-cred")).toBe(2);
   });
 
+  it("lets go of the credentials no registration names any more, and reads them again if asked", async ({
+    expect,
+    onTestFinished,
+  }) => {
+    const s = await started(await setup(onTestFinished));
+    await putSecret(s.ns, "kept", { k: "a2VwdA==" });
+    await putSecret(s.ns, "dropped", { k: "ZHJvcHBlZA==" });
+    await s.creds.get(s.ns, "kept");
+    await s.creds.get(s.ns, "dropped");
+    expect(s.creds.size).toBe(2);
+
+    expect(s.creds.retain((key) => key === `${s.ns}/kept`)).toBe(1);
+    expect(s.creds.size).toBe(1);
+    await s.creds.get(s.ns, "kept");
+    expect(s.gets("kept")).toBe(1);
+    expect((await s.creds.get(s.ns, "dropped"))?.data.k).toBe("ZHJvcHBlZA==");
+    expect(s.gets("dropped")).toBe(2);
+  });
+
   it("remembers a missing Secret and notices when it is created", async ({ expect, onTestFinished }) => {
     const s = await started(await setup(onTestFinished));
     expect(await s.creds.get(s.ns, "later")).toBeUndefined();

@@ -64,6 +64,8 @@ export interface RegistrationReconcilerDeps {
   metrics?: Pick<Metrics, "credentialExpiration"> | undefined;
   /** The registration's Ready reason changed: the requests that use it are reconciled again. */
   onReadyChanged?: ((ref: string) => void) | undefined;
+  /** A registration is gone: drop the credentials that no registration names any more. */
+  releaseUnusedCredentials?: (() => void) | undefined;
 }
 
 export const DEFAULT_CREDENTIAL_EXPIRY_WARNING_MS = 30 * 86_400_000;
@@ -100,6 +102,7 @@ export class RegistrationReconciler {
     const obj = this.d.directory.get(ref);
     if (!obj) {
       this.forget(ref);
+      this.d.releaseUnusedCredentials?.();
       return;
     }
     if (obj.metadata.deletionTimestamp) return;
