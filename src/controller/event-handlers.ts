@@ -5,6 +5,7 @@
  */
 import type { AppTokenRequestStatus } from "../api/types.js";
 import type { Informer } from "../kube/informer.js";
+import type { AppTokenController } from "./controller.js";
 import type { SecretProjection } from "../kube/projections.js";
 import { appRefKeys, controllerOwnerKey, registrationRefKey } from "../kube/request-indexes.js";
 import type { KubeObject, RawObject } from "../kube/types.js";
@@ -12,13 +13,10 @@ import type { Priority } from "../kube/work-queue.js";
 import { ANNOTATION } from "./target-secret.js";
 
 /** The controller's informers (its public fields). */
-export interface HandlerSources {
-  readonly requests: Informer<RawObject>;
-  readonly managedSecrets: Informer<SecretProjection>;
-  readonly appRegistrations: Informer<RawObject>;
-  readonly clusterAppRegistrations: Informer<RawObject>;
-  readonly namespaceLabels: Informer<KubeObject>;
-}
+export type HandlerSources = Pick<
+  AppTokenController,
+  "requests" | "managedSecrets" | "appRegistrations" | "clusterAppRegistrations" | "namespaceLabels"
+>;
 
 /** The controller's ways of queuing, which alone know whether this replica leads. */
 export interface HandlerActions {

@@ -132,11 +132,8 @@ export class SecretWriter {
   }
 
   private async create(desired: DesiredSecret, signal: AbortSignal): Promise<{ created: true }> {
-    this.noteWrite(
-      await this.d.api.createSecret(toSecretBody(desired, undefined), signal),
-      desired,
-      undefined,
-    );
+    // Not noted as our own write: OwnWrites keeps replaces only (see OwnWrites.wrote).
+    await this.d.api.createSecret(toSecretBody(desired, undefined), signal);
     return { created: true };
   }
 

@@ -28,16 +28,7 @@ import type {
   WorkQueueStats,
 } from "./work-queue-types.js";
 
-export type {
-  HandlerResult,
-  KeyHandler,
-  Priority,
-  RunOptions,
-  WorkOutcome,
-  WorkQueueMetrics,
-  WorkQueueOptions,
-  WorkQueueStats,
-} from "./work-queue-types.js";
+export type * from "./work-queue-types.js";
 
 interface ItemState {
   priority: Priority;
