@@ -13,7 +13,10 @@ export interface ApiserverAccess {
   adminKeyPath: string;
 }
 
-/** "VERB resource[/subresource]" -> count. */
+/**
+ * "VERB resource[/subresource]" -> count; also "WATCHEVENTS resource" and "WATCHBYTES resource":
+ * the events and bytes the API server sent to watchers.
+ */
 export type RequestCounts = Map<string, number>;
 
 const MUTATING = new Set(["POST", "CREATE", "PUT", "UPDATE", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"]);
@@ -44,6 +47,14 @@ export async function scrapeRequestCounts(a: ApiserverAccess): Promise<RequestCo
   });
   const counts: RequestCounts = new Map();
   for (const line of text.split("\n")) {
+    const w = /^apiserver_watch_events_(total|sizes_sum)\{(.*)\} (\S+)$/.exec(line);
+    if (w) {
+      // Labelled by resource in newer API servers, by kind in older ones.
+      const kind = /(?:resource|kind)="([^"]*)"/.exec(w[2]!)?.[1] ?? "?";
+      const key = `WATCH${w[1] === "total" ? "EVENTS" : "BYTES"} ${kind}`;
+      counts.set(key, (counts.get(key) ?? 0) + Number(w[3]));
+      continue;
+    }
     if (!line.startsWith("apiserver_request_total{")) continue;
     const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
     if (!m) continue;

@@ -5,7 +5,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { APP_TOKEN_REQUESTS, SECRETS, collectionPath } from "../../src/kube/resources.js";
 import { createKubeTransport, isConflict, type KubeTransport } from "../../src/kube/transport.js";
-import type { KubeList, RawObject } from "../../src/kube/types.js";
+import type { RawObject } from "../../src/kube/types.js";
 
 export function kubeConfig(path: string): KubeConfig {
   const kc = new KubeConfig();
@@ -122,45 +122,6 @@ export async function createRequest(
     if (!isConflict((e as { cause?: unknown }).cause)) throw e;
     return t.request<RawObject>({ path: `${collectionPath(APP_TOKEN_REQUESTS, namespace)}/${name}` });
   });
-}
-
-/** Deletes every object of a resource in a namespace (one DELETE per namespace), optionally label-selected. */
-export async function deleteCollection(
-  t: KubeTransport,
-  plural: "apptokenrequests" | "secrets" | "events",
-  namespace: string,
-  labelSelector?: string,
-): Promise<void> {
-  const path =
-    plural === "apptokenrequests"
-      ? collectionPath(APP_TOKEN_REQUESTS, namespace)
-      : plural === "secrets"
-        ? collectionPath(SECRETS, namespace)
-        : `/api/v1/namespaces/${namespace}/events`;
-  await withRetry(`delete ${plural} in ${namespace}`, () =>
-    t.request({ method: "DELETE", path, query: { labelSelector }, timeoutMs: 300_000 }),
-  );
-}
-
-/** How many objects a cluster-wide list returns (metadata only, paginated). */
-export async function countObjects(
-  t: KubeTransport,
-  path: string,
-  labelSelector?: string,
-  namespacePrefix = "",
-): Promise<number> {
-  let n = 0;
-  let cont: string | undefined;
-  do {
-    const page = await t.request<KubeList>({
-      path,
-      query: { limit: 5000, continue: cont, labelSelector },
-      accept: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-    });
-    for (const item of page.items ?? []) if ((item.metadata.namespace ?? "").startsWith(namespacePrefix)) n++;
-    cont = page.metadata?.continue || undefined;
-  } while (cont);
-  return n;
 }
 
 /**

@@ -23,7 +23,8 @@
  *                               (=all: after the restart too; later RSS figures then not comparable)
  *   BENCH_PHASES                subset of cold,restart,steady (default all; cold always runs)
  *   BENCH_FLOOR=0               skip the floor (profiling iterations; no ratio)
- *   BENCH_FLOOR=once            run the floor only before the cold start (saves ~15 min at 10^5)
+ *   BENCH_FLOOR=once            run the floor only before the operator (saves ~12 min at 10^5)
+ *   BENCH_DUMP_COUNTS=1         print every request the API server counted in each timed phase
  *   BENCH_OUT                   results dir (default bench/results)
  *   BENCH_TAG                   suffix for the report's file names (e.g. "before")
  */
@@ -35,7 +36,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane, freePort } from "../../hack/control-plane/control-plane.js";
 import { installCrds } from "../../test/support/crds.js";
-import { APP_TOKEN_REQUESTS, collectionPath, SECRETS } from "../../src/kube/resources.js";
+import { APP_TOKEN_REQUESTS, collectionPath } from "../../src/kube/resources.js";
 import type { RawObject } from "../../src/kube/types.js";
 import {
   diffCounts,
@@ -62,13 +63,11 @@ import {
 import type { FloorJob, FloorResult } from "./floor.js";
 import { Inspector } from "./inspector.js";
 import {
-  countObjects,
   createClusterObject,
   createNamespace,
   createRequest,
   createSecret,
   currentRevision,
-  deleteCollection,
   harnessTransport,
   pollUntil,
   kubeConfig,
@@ -180,6 +179,45 @@ function operatorWrites(d: RequestCounts): RequestCounts {
   return writesOf(d, OPERATOR_RESOURCES);
 }
 
+/** One control plane with the CRDs installed and a ReadyWatcher on it. */
+interface Plane {
+  cp: Awaited<ReturnType<typeof startControlPlane>>;
+  t: ReturnType<typeof harnessTransport>;
+  access: ApiserverAccess;
+  serverCpu: () => { apiserver: number; etcd: number };
+  ready: ReadyWatcher;
+}
+
+/**
+ * Runs `fn` on a control plane of its own, started fresh and stopped after. Each timed phase (the
+ * floor before, the operator, the floor after) gets one, so none inherits another's deleted
+ * objects, compactions or garbage-collector backlog.
+ */
+async function withPlane<T>(n: number, label: string, fn: (p: Plane) => Promise<T>): Promise<T> {
+  say(n, `starting a fresh control plane${label ? ` (${label})` : ""}`);
+  const cp = await startControlPlane({ log: (l) => say(n, l) });
+  let ready: ReadyWatcher | undefined;
+  try {
+    const kc = kubeConfig(cp.kubeconfigPath);
+    const t = harnessTransport(kc);
+    await installCrds(kc);
+    const apiserverPid = pidOf(cp.dir, "kube-apiserver");
+    const etcdPid = pidOf(cp.dir, "etcd");
+    ready = new ReadyWatcher(t);
+    await ready.start();
+    return await fn({
+      cp,
+      t,
+      access: cp,
+      serverCpu: () => ({ apiserver: cpuSeconds(apiserverPid), etcd: cpuSeconds(etcdPid) }),
+      ready,
+    });
+  } finally {
+    await ready?.stop().catch(() => undefined);
+    await cp.stop();
+  }
+}
+
 async function runOne(n: number): Promise<ScaleResult> {
   const m = Math.max(1, Math.round(n / 10));
   const tokenSeconds = tokenSecondsFor(n);
@@ -199,26 +237,16 @@ async function runOne(n: number): Promise<ScaleResult> {
     tokenSeconds,
   } as ScaleResult;
 
-  say(n, "starting a fresh control plane");
-  const cp = await startControlPlane({ log: (l) => say(n, l) });
   const operators: OperatorProcess[] = [];
+  // One tenant more than M: the "new request under load" asks for a key nobody holds yet.
+  const service = await startBenchTokenService(m + 1, 3599);
   try {
-    const kc = kubeConfig(cp.kubeconfigPath);
-    const t = harnessTransport(kc);
-    await installCrds(kc);
-    const access: ApiserverAccess = cp;
-    const apiserverPid = pidOf(cp.dir, "kube-apiserver");
-    const etcdPid = pidOf(cp.dir, "etcd");
-    const serverCpu = () => ({ apiserver: cpuSeconds(apiserverPid), etcd: cpuSeconds(etcdPid) });
-
-    // One tenant more than M: the "new request under load" asks for a key nobody holds yet.
-    const service = await startBenchTokenService(m + 1, 3599);
     const caFile = join(work, "ca.pem");
     writeFileSync(caFile, service.caPem);
-    const startOperator = (what: string, inspect?: number) =>
+    const startOperator = (kubeconfigPath: string, what: string, inspect?: number) =>
       OperatorProcess.start({
         root: ROOT,
-        kubeconfigPath: cp.kubeconfigPath,
+        kubeconfigPath,
         caFile,
         logFile: logFile(what),
         mode: MODE,
@@ -235,388 +263,385 @@ async function runOne(n: number): Promise<ScaleResult> {
         inspectPort: inspect,
       }).then((op) => (operators.push(op), op));
 
-    const benchNs = namespaces("bench");
-    const floorNs = namespaces("floor");
-    await pool(benchNs.length + floorNs.length, 20, async (j) => {
-      await createNamespace(t, [...benchNs, ...floorNs][j]!);
-    });
-    // One ClusterAppRegistration for every request, its Secret in the cluster resource namespace.
-    await createNamespace(t, CLUSTER_RESOURCE_NAMESPACE);
-    await createSecret(t, CLUSTER_RESOURCE_NAMESPACE, CRED_SECRET, { "client-secret": CLIENT_SECRET });
-    await createClusterObject(
-      t,
-      "/apis/apptoken.io/v1alpha1/clusterappregistrations",
-      registrationManifest(service),
-    );
-    const ready = new ReadyWatcher(t);
-    await ready.start();
-
-    // ---- Memory baseline: the operator with no requests (same cluster, same flags).
-    {
-      const port = await freePort();
-      const op = await startOperator("baseline", port);
-      await op.waitForLog("caches synced; reconciling", 60_000);
-      await sleep(2000);
-      const mem = await settledMemory(op, port);
-      result.baseline = mem;
-      await op.stop();
-      say(n, `baseline: RSS ${mb(mem.rssBytes)} MB, heap ${mb(mem.heapUsedBytes)} MB after GC`);
-    }
-
-    // ---- 1a. The floor, on its own set of N requests (run before and after the cold start).
+    // ---- 1a. The floor, on its own set of N requests and its own control plane (run before and
+    // after the operator's).
     const token = await fetchOneToken(service, 0);
     result.tokenBytes = token.length;
-    const measureFloor = async (label: string): Promise<FloorRun> => {
-      say(n, `floor (${label}): creating ${n} requests`);
-      const reqs = await createRequests(t, "floor", n, (i) => requestSpec(i % m));
-      await ready.until(() => ready.count("floor-") >= n, 600_000, "floor requests listed");
-      const jobFile = join(work, "floor-job.json");
-      const job: FloorJob = {
-        kubeconfigPath: cp.kubeconfigPath,
-        requests: reqs.map((r, i) => ({
-          namespace: r.metadata.namespace!,
-          name: r.metadata.name!,
-          uid: r.metadata.uid!,
-          generation: r.metadata.generation ?? 1,
-          tenant: i % m,
-        })),
-        token,
-        concurrency: CONCURRENCY,
-        qps: KUBE_QPS,
-        burst: KUBE_BURST,
-      };
-      writeFileSync(jobFile, JSON.stringify(job));
-      const before = await scrapeRequestCounts(access);
-      const cpu0 = serverCpu();
-      say(n, `floor (${label}): ${2 * n} writes at concurrency ${CONCURRENCY}`);
-      const child = spawn(
-        process.execPath,
-        ["--import", "tsx", join(ROOT, "bench/scale/floor-main.ts"), jobFile],
-        {
-          cwd: ROOT,
-          stdio: ["ignore", "pipe", "inherit"],
-        },
-      );
-      const watcher = new ProcWatcher(child.pid!, 250).start();
-      let out = "";
-      child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
-      const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
-      watcher.stop();
-      if (code !== 0) throw new Error(`floor process exited with ${code}`);
-      const run = JSON.parse(out) as FloorResult;
-      await ready.until(() => ready.readyCount("floor-") >= n, 600_000, "floor requests Ready");
-      const cpu1 = serverCpu();
-      const writes = writesOf(diffCounts(before, await scrapeRequestCounts(access)), OPERATOR_RESOURCES);
-      const ttr = reqs.map(
-        (r) => ready.readyAt.get(`${r.metadata.namespace}/${r.metadata.name}`)! - run.startedAt,
-      );
-      say(n, `floor (${label}): deleting its objects`);
-      await pool(floorNs.length, 10, async (j) => {
-        await deleteCollection(t, "apptokenrequests", floorNs[j]!);
-        await deleteCollection(t, "secrets", floorNs[j]!, "app.kubernetes.io/managed-by=apptoken-operator");
+    const measureFloor = (label: string): Promise<FloorRun> =>
+      withPlane(n, `floor ${label}`, async ({ cp, t, access, serverCpu, ready }) => {
+        const floorNs = namespaces("floor");
+        await pool(floorNs.length, 20, async (j) => {
+          await createNamespace(t, floorNs[j]!);
+        });
+        say(n, `floor (${label}): creating ${n} requests`);
+        const reqs = await createRequests(t, "floor", n, (i) => requestSpec(i % m));
+        await ready.until(() => ready.count("floor-") >= n, 600_000, "floor requests listed");
+        const jobFile = join(work, "floor-job.json");
+        const job: FloorJob = {
+          kubeconfigPath: cp.kubeconfigPath,
+          requests: reqs.map((r, i) => ({
+            namespace: r.metadata.namespace!,
+            name: r.metadata.name!,
+            uid: r.metadata.uid!,
+            generation: r.metadata.generation ?? 1,
+            tenant: i % m,
+          })),
+          token,
+          concurrency: CONCURRENCY,
+          qps: KUBE_QPS,
+          burst: KUBE_BURST,
+        };
+        writeFileSync(jobFile, JSON.stringify(job));
+        const before = await scrapeRequestCounts(access);
+        const cpu0 = serverCpu();
+        say(n, `floor (${label}): ${2 * n} writes at concurrency ${CONCURRENCY}`);
+        const child = spawn(
+          process.execPath,
+          ["--import", "tsx", join(ROOT, "bench/scale/floor-main.ts"), jobFile],
+          {
+            cwd: ROOT,
+            stdio: ["ignore", "pipe", "inherit"],
+          },
+        );
+        const watcher = new ProcWatcher(child.pid!, 250).start();
+        let out = "";
+        child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+        const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+        watcher.stop();
+        if (code !== 0) throw new Error(`floor process exited with ${code}`);
+        const run = JSON.parse(out) as FloorResult;
+        await ready.until(() => ready.readyCount("floor-") >= n, 600_000, "floor requests Ready");
+        const cpu1 = serverCpu();
+        const allCounts = diffCounts(before, await scrapeRequestCounts(access));
+        if (env.BENCH_DUMP_COUNTS === "1") say(n, `counts: ${JSON.stringify(Object.fromEntries(allCounts))}`);
+        const writes = writesOf(allCounts, OPERATOR_RESOURCES);
+        const ttr = reqs.map(
+          (r) => ready.readyAt.get(`${r.metadata.namespace}/${r.metadata.name}`)! - run.startedAt,
+        );
+        const f: FloorRun = {
+          label,
+          allReadyMs: Math.max(...ttr),
+          writesDoneMs: run.endedAt - run.startedAt,
+          p50Ms: percentile(ttr, 50),
+          p99Ms: percentile(ttr, 99),
+          writes: toObject(writes),
+          writesTotal: total(writes),
+          clientCpuSeconds: watcher.last?.cpuSeconds ?? Number.NaN,
+          apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
+          etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
+          cdf: cdf(ttr),
+        };
+        say(n, `floor (${label}): all Ready in ${(f.allReadyMs / 1000).toFixed(1)} s`);
+        return f;
       });
-      while (
-        (await countObjects(t, collectionPath(APP_TOKEN_REQUESTS), undefined, "floor-")) > 0 ||
-        (await countObjects(
-          t,
-          collectionPath(SECRETS),
-          "app.kubernetes.io/managed-by=apptoken-operator",
-          "floor-",
-        )) > 0
-      )
-        await sleep(500);
-      const f: FloorRun = {
-        label,
-        allReadyMs: Math.max(...ttr),
-        writesDoneMs: run.endedAt - run.startedAt,
-        p50Ms: percentile(ttr, 50),
-        p99Ms: percentile(ttr, 99),
-        writes: toObject(writes),
-        writesTotal: total(writes),
-        clientCpuSeconds: watcher.last?.cpuSeconds ?? Number.NaN,
-        apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
-        etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
-        cdf: cdf(ttr),
-      };
-      say(n, `floor (${label}): all Ready in ${(f.allReadyMs / 1000).toFixed(1)} s`);
-      return f;
-    };
     const floorRuns = env.BENCH_FLOOR === "0" ? 0 : env.BENCH_FLOOR === "once" ? 1 : 2;
     const floors: FloorRun[] = floorRuns > 0 ? [await measureFloor("before")] : [];
 
-    // ---- 1b. Cold start: N requests exist, then the operator starts.
-    say(
-      n,
-      `creating ${n} requests over ${m} cache keys in ${NAMESPACES} namespaces, one ClusterAppRegistration`,
-    );
-    const createStart = Date.now();
-    await createRequests(t, "bench", n, (i) => requestSpec(i % m));
-    result.createSeconds = (Date.now() - createStart) / 1000;
-    await ready.until(() => ready.count("bench-") >= n, 600_000, "requests listed");
-    service.resetCounters();
-    let op: OperatorProcess;
-    let inspectPort: number | undefined;
-    {
-      const before = await scrapeRequestCounts(access);
-      const cpu0 = serverCpu();
-      say(n, "cold start: starting the operator");
-      op = await startOperator("cold");
-      await ready.until(() => ready.readyCount("bench-") >= n, 3_600_000, "all requests Ready");
-      const allReady = Date.now();
-      const opMetrics = await op.metricsText().catch(() => "");
-      await sleep(2000); // Events are fire-and-forget: let the last ones land before counting
-      const cpu1 = serverCpu();
-      const writes = writesOf(diffCounts(before, await scrapeRequestCounts(access)), OPERATOR_RESOURCES);
-      const keys = [...ready.readyAt.keys()].filter((k) => k.startsWith("bench-"));
-      const ttr = keys.map((k) => ready.readyAt.get(k)! - op.startedAt);
-      const startedLog = op.logTime("apptoken-operator starting");
-      const syncedLog = op.logTime("caches synced; reconciling");
-      const sample = op.watcher.sample();
-      result.cold = {
-        allReadyMs: allReady - op.startedAt,
-        p50Ms: percentile(ttr, 50),
-        p99Ms: percentile(ttr, 99),
-        bootMs: startedLog ? startedLog - op.startedAt : Number.NaN,
-        syncedMs: syncedLog ? syncedLog - op.startedAt : Number.NaN,
-        tokenCalls: service.requests(),
-        writes: toObject(writes),
-        writesTotal: total(writes),
-        peakRssBytes: Math.max(op.watcher.peakRssBytes, sample?.hwmBytes ?? 0),
-        cpuSeconds: sample?.cpuSeconds ?? Number.NaN,
-        apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
-        etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
-        reconcileMeanMs:
-          (1000 * sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_sum", REQUESTS)) /
-          Math.max(1, sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS)),
-        reconciles: sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS),
-        cdf: cdf(ttr),
-      };
+    await withPlane(n, "operator", async ({ cp, t, access, serverCpu, ready }) => {
+      const benchNs = namespaces("bench");
+      await pool(benchNs.length, 20, async (j) => {
+        await createNamespace(t, benchNs[j]!);
+      });
+      // One ClusterAppRegistration for every request, its Secret in the cluster resource namespace.
+      await createNamespace(t, CLUSTER_RESOURCE_NAMESPACE);
+      await createSecret(t, CLUSTER_RESOURCE_NAMESPACE, CRED_SECRET, { "client-secret": CLIENT_SECRET });
+      await createClusterObject(
+        t,
+        "/apis/apptoken.io/v1alpha1/clusterappregistrations",
+        registrationManifest(service),
+      );
+
+      // ---- Memory baseline: the operator with no requests (same cluster, same flags).
+      {
+        const port = await freePort();
+        const op = await startOperator(cp.kubeconfigPath, "baseline", port);
+        await op.waitForLog("caches synced; reconciling", 60_000);
+        await sleep(2000);
+        const mem = await settledMemory(op, port);
+        result.baseline = mem;
+        await op.stop();
+        say(n, `baseline: RSS ${mb(mem.rssBytes)} MB, heap ${mb(mem.heapUsedBytes)} MB after GC`);
+      }
+
+      // ---- 1b. Cold start: N requests exist, then the operator starts.
       say(
         n,
-        `cold start: all Ready in ${(result.cold.allReadyMs / 1000).toFixed(1)} s ` +
-          `(floor before: ${((floors[0]?.allReadyMs ?? NaN) / 1000).toFixed(1)} s), ${result.cold.tokenCalls} token calls, ` +
-          `${result.cold.writesTotal} writes`,
+        `creating ${n} requests over ${m} cache keys in ${NAMESPACES} namespaces, one ClusterAppRegistration`,
       );
-    }
+      const createStart = Date.now();
+      await createRequests(t, "bench", n, (i) => requestSpec(i % m));
+      result.createSeconds = (Date.now() - createStart) / 1000;
+      await ready.until(() => ready.count("bench-") >= n, 600_000, "requests listed");
+      service.resetCounters();
+      let op: OperatorProcess;
+      let inspectPort: number | undefined;
+      {
+        const before = await scrapeRequestCounts(access);
+        const cpu0 = serverCpu();
+        say(n, "cold start: starting the operator");
+        op = await startOperator(cp.kubeconfigPath, "cold");
+        await ready.until(() => ready.readyCount("bench-") >= n, 3_600_000, "all requests Ready");
+        const allReady = Date.now();
+        const opMetrics = await op.metricsText().catch(() => "");
+        await sleep(2000); // Events are fire-and-forget: let the last ones land before counting
+        const cpu1 = serverCpu();
+        const allCounts = diffCounts(before, await scrapeRequestCounts(access));
+        if (env.BENCH_DUMP_COUNTS === "1") say(n, `counts: ${JSON.stringify(Object.fromEntries(allCounts))}`);
+        const writes = writesOf(allCounts, OPERATOR_RESOURCES);
+        const keys = [...ready.readyAt.keys()].filter((k) => k.startsWith("bench-"));
+        const ttr = keys.map((k) => ready.readyAt.get(k)! - op.startedAt);
+        const startedLog = op.logTime("apptoken-operator starting");
+        const syncedLog = op.logTime("caches synced; reconciling");
+        const sample = op.watcher.sample();
+        result.cold = {
+          allReadyMs: allReady - op.startedAt,
+          p50Ms: percentile(ttr, 50),
+          p99Ms: percentile(ttr, 99),
+          bootMs: startedLog ? startedLog - op.startedAt : Number.NaN,
+          syncedMs: syncedLog ? syncedLog - op.startedAt : Number.NaN,
+          tokenCalls: service.requests(),
+          writes: toObject(writes),
+          writesTotal: total(writes),
+          peakRssBytes: Math.max(op.watcher.peakRssBytes, sample?.hwmBytes ?? 0),
+          cpuSeconds: sample?.cpuSeconds ?? Number.NaN,
+          apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
+          etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
+          reconcileMeanMs:
+            (1000 * sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_sum", REQUESTS)) /
+            Math.max(1, sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS)),
+          reconciles: sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS),
+          cdf: cdf(ttr),
+        };
+        say(
+          n,
+          `cold start: all Ready in ${(result.cold.allReadyMs / 1000).toFixed(1)} s ` +
+            `(floor before: ${((floors[0]?.allReadyMs ?? NaN) / 1000).toFixed(1)} s), ${result.cold.tokenCalls} token calls, ` +
+            `${result.cold.writesTotal} writes`,
+        );
+      }
 
-    await op.stop();
+      await op.stop();
+
+      // ---- 2. Restart with every token fresh.
+      if (PHASES.has("restart") || PHASES.has("steady")) {
+        service.resetCounters();
+        const before = await scrapeRequestCounts(access);
+        const port = await freePort();
+        inspectPort = port;
+        say(n, "restart: starting a new operator process");
+        op = await startOperator(cp.kubeconfigPath, "restart", port);
+        let hits = 0;
+        let reverifiedAt = 0;
+        const deadline = Date.now() + 1_800_000;
+        while (Date.now() < deadline) {
+          hits = await op.metric("apptoken_cache_hits_total").catch(() => 0);
+          if (hits >= n) {
+            reverifiedAt = Date.now();
+            break;
+          }
+          await sleep(250);
+        }
+        await sleep(5000); // anything written late is counted too
+        const allCounts = diffCounts(before, await scrapeRequestCounts(access));
+        if (env.BENCH_DUMP_COUNTS === "1") say(n, `counts: ${JSON.stringify(Object.fromEntries(allCounts))}`);
+        const writes = writesOf(allCounts, OPERATOR_RESOURCES);
+        const sample = op.watcher.sample();
+        result.restart = {
+          reverifiedMs: reverifiedAt ? reverifiedAt - op.startedAt : Number.NaN,
+          syncedMs: (op.logTime("caches synced; reconciling") ?? Number.NaN) - op.startedAt,
+          cacheHits: hits,
+          tokenCalls: service.requests(),
+          writes: toObject(writes),
+          writesTotal: total(writes),
+          peakRssBytes: Math.max(op.watcher.peakRssBytes, sample?.hwmBytes ?? 0),
+          cpuSeconds: sample?.cpuSeconds ?? Number.NaN,
+        };
+        say(
+          n,
+          `restart: ${hits} re-verified in ${(result.restart.reverifiedMs / 1000).toFixed(1)} s, ` +
+            `${result.restart.tokenCalls} token calls, ${result.restart.writesTotal} writes`,
+        );
+        // ---- 5. Memory: the settled operator after a forced GC.
+        result.memory = await settledMemory(
+          op,
+          port,
+          // A snapshot leaves native memory behind: only when no later RSS figure is taken, unless
+          // asked for (BENCH_HEAP_SNAPSHOT=all: the later RSS figures are then not comparable).
+          (env.BENCH_HEAP_SNAPSHOT === "1" && !PHASES.has("steady")) || env.BENCH_HEAP_SNAPSHOT === "all"
+            ? join(OUT, "profiles", `${stamp}-scale${TAG}-n${n}.heapsnapshot`)
+            : undefined,
+        );
+        say(
+          n,
+          `memory: RSS ${mb(result.memory.rssBytes)} MB, heap ${mb(result.memory.heapUsedBytes)} MB after GC`,
+        );
+      }
+
+      // ---- 3 + 4. Steady refresh with short tokens, and a new request while a cohort is due.
+      if (PHASES.has("steady")) {
+        const secrets = new SecretWatcher(t);
+        await secrets.start();
+        service.setConfig({
+          ...service.config,
+          tokenLifetimeSeconds: tokenSeconds,
+          refreshInSeconds: Math.floor(tokenSeconds / 2),
+        });
+        service.resetCounters();
+        const before = await scrapeRequestCounts(access);
+        // Writes are counted between two scrapes, refreshes between two store revisions, each read
+        // right after its scrape: the writes made while the revision is read are left out of the
+        // refreshes at the start and counted among them at the end, so the two edges cancel out.
+        const rv0 = await currentRevision(t);
+        const cpu0 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
+        const start = Date.now();
+        say(
+          n,
+          `steady: ${tokenSeconds} s tokens for ${steadySeconds} s; forcing one request per key (${m}) onto them`,
+        );
+        /** One request per key force-refreshed: its token, and so every request on the key, is new. */
+        const forceEveryKey = (stampValue: string) =>
+          pool(m, CREATE_CONCURRENCY, async (k) => {
+            const ns = namespaceOf("bench", k, n);
+            await withRetry("force-refresh", () =>
+              t.request({
+                method: "PATCH",
+                path: `${collectionPath(APP_TOKEN_REQUESTS, ns)}/${requestName(k)}`,
+                body: { metadata: { annotations: { "apptoken.io/force-refresh": stampValue } } },
+                contentType: "application/merge-patch+json",
+              }),
+            );
+          });
+        await forceEveryKey(`bench-${start}`);
+        const forcedAt = Date.now();
+        // The forced cohort is due refresh_in (half the lifetime) after issue, minus up to 5 % jitter.
+        const half = (tokenSeconds / 2) * 1000;
+        const depthSamples: { t: number; depth: number }[] = [];
+        const sampleDepth = async (): Promise<number> => {
+          const text = await op.metricsText().catch(() => "");
+          const depth = sumMetric(text, "workqueue_depth", QUEUE);
+          depthSamples.push({ t: Date.now(), depth });
+          return depth;
+        };
+        let createAt = forcedAt + half - 1000;
+        if (steadySeconds * 1000 < half + 15_000) createAt = start + steadySeconds * 500; // too short for a cohort
+        while (Date.now() < createAt) {
+          if (Date.now() > forcedAt + half - 0.06 * tokenSeconds * 1000) await sampleDepth();
+          await sleep(500);
+        }
+        const depthAtCreate = await sampleDepth();
+        const dueAtCreate = secrets.refreshes.filter((r) => r.latenessMs >= 0).length;
+        const newNs = namespaceOf("bench", 0, n);
+        const newKey = `${newNs}/new-under-load`;
+        const created = Date.now();
+        await createRequest(t, newNs, "new-under-load", requestSpec(m));
+        await ready.until(() => ready.readyAt.has(newKey), 600_000, "the new request Ready");
+        const newReadyMs = ready.readyAt.get(newKey)! - created;
+        const cohortEnd = forcedAt + half + 30_000;
+        while (Date.now() < Math.min(cohortEnd, start + steadySeconds * 1000)) {
+          await sampleDepth();
+          await sleep(1000);
+        }
+        const end = start + steadySeconds * 1000;
+        if (Date.now() < end) await sleep(end - Date.now());
+        const cpu1 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
+        const all = diffCounts(before, await scrapeRequestCounts(access));
+        const rv1 = await currentRevision(t);
+        const window = (Date.now() - start) / 1000;
+        if (inspectPort) {
+          // Memory in the thick of it: ~N/60 refreshes a second. The young generation V8 grows for
+          // that allocation rate is in this figure (see the breakdown row).
+          result.memoryUnderLoad = await settledMemory(op, inspectPort);
+          say(
+            n,
+            `memory under the refresh load: RSS ${mb(result.memoryUnderLoad.rssBytes)} MB, heap ${mb(result.memoryUnderLoad.heapUsedBytes)} MB after GC`,
+          );
+          // Then the load passes: every token is replaced once more by a long-lived one, and the
+          // operator settles. Every request has now been refreshed and its status written by this
+          // process: the state it spends its life in with real (60-90 min) tokens.
+          service.setConfig({ ...service.config, tokenLifetimeSeconds: 3600, refreshInSeconds: undefined });
+          await forceEveryKey(`bench-${Date.now()}-long`);
+          await pollUntil(
+            (now) => secrets.soonestExpiry() > now + 30 * 60_000,
+            (tokenSeconds + 120) * 1000,
+            "every Secret on a long-lived token",
+          );
+          for (let quiet = 0; quiet < 3;) {
+            quiet =
+              sumMetric(await op.metricsText().catch(() => ""), "workqueue_depth", QUEUE) === 0
+                ? quiet + 1
+                : 0;
+            await sleep(1000);
+          }
+          result.memorySteady = await settledMemory(
+            op,
+            inspectPort,
+            env.BENCH_HEAP_SNAPSHOT === "1" || env.BENCH_HEAP_SNAPSHOT === "all"
+              ? join(OUT, "profiles", `${stamp}-scale${TAG}-n${n}-steady.heapsnapshot`)
+              : undefined,
+          );
+          say(
+            n,
+            `memory after refreshes, load passed: RSS ${mb(result.memorySteady.rssBytes)} MB, heap ${mb(result.memorySteady.heapUsedBytes)} MB after GC`,
+          );
+        }
+        const opWrites = operatorWrites(all);
+        // The operator goes on refreshing during what follows; the watcher catches up meanwhile.
+        await secrets.stop();
+        const refreshes = secrets.refreshes.filter((r) => r.rv > rv0 && r.rv <= rv1);
+        const natural = refreshes.filter((r) => r.latenessMs >= 0).map((r) => r.latenessMs);
+        // The new request's Secret is a create, not a refresh: leave its writes out of the ratio.
+        const newRequestWrites = 3;
+        result.steady = {
+          windowSeconds: window,
+          refreshes: refreshes.length,
+          naturalRefreshes: natural.length,
+          refreshesPerSecond: refreshes.length / window,
+          tokenCalls: service.requests(),
+          operatorWrites: toObject(opWrites),
+          operatorWritesTotal: total(opWrites),
+          writesPerRefresh: (total(opWrites) - newRequestWrites) / Math.max(1, refreshes.length),
+          // The harness force-refreshes and creates requests; their status is the operator's.
+          harnessWrites: toObject(
+            new Map([...writesOf(all, ["apptokenrequests"])].filter(([k]) => !k.includes("/status"))),
+          ),
+          latenessP50Ms: percentile(natural, 50),
+          latenessP99Ms: percentile(natural, 99),
+          latenessMaxMs: natural.length ? Math.max(...natural) : Number.NaN,
+          expiredSecretsObserved: secrets.expired.size,
+          worstExpiredByMs: secrets.worstExpiredByMs,
+          expiryChecks: secrets.checks,
+          operatorCpuSeconds: cpu1.operator - cpu0.operator,
+          apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
+          etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
+          peakRssBytes: Math.max(op.watcher.peakRssBytes, op.watcher.last?.hwmBytes ?? 0),
+        };
+        result.newRequest = {
+          readyMs: newReadyMs,
+          createdAfterForceMs: created - forcedAt,
+          queueDepthAtCreate: depthAtCreate,
+          maxQueueDepth: Math.max(0, ...depthSamples.map((d) => d.depth)),
+          refreshesDoneBeforeCreate: dueAtCreate,
+          cohortSize: n,
+        };
+        say(
+          n,
+          `steady: ${refreshes.length} refreshes (${result.steady.refreshesPerSecond.toFixed(1)}/s), ` +
+            `${result.steady.writesPerRefresh.toFixed(2)} writes/refresh, lateness p99 ` +
+            `${(result.steady.latenessP99Ms / 1000).toFixed(1)} s, expired seen ${secrets.expired.size}; ` +
+            `new request Ready in ${(newReadyMs / 1000).toFixed(2)} s (queue depth ${depthAtCreate})`,
+        );
+      }
+      await op.stop();
+    });
+
     if (floorRuns > 1) floors.push(await measureFloor("after"));
     // The faster floor is the reference: the ratio errs against the operator.
     result.floors = floors;
     result.floor = floors.reduce((a, b) => (b.allReadyMs < a.allReadyMs ? b : a), NO_FLOOR);
     say(n, `cold start / floor = ${(result.cold.allReadyMs / result.floor.allReadyMs).toFixed(2)}`);
-
-    // ---- 2. Restart with every token fresh.
-    if (PHASES.has("restart") || PHASES.has("steady")) {
-      service.resetCounters();
-      const before = await scrapeRequestCounts(access);
-      const port = await freePort();
-      inspectPort = port;
-      say(n, "restart: starting a new operator process");
-      op = await startOperator("restart", port);
-      let hits = 0;
-      let reverifiedAt = 0;
-      const deadline = Date.now() + 1_800_000;
-      while (Date.now() < deadline) {
-        hits = await op.metric("apptoken_cache_hits_total").catch(() => 0);
-        if (hits >= n) {
-          reverifiedAt = Date.now();
-          break;
-        }
-        await sleep(250);
-      }
-      await sleep(5000); // anything written late is counted too
-      const writes = writesOf(diffCounts(before, await scrapeRequestCounts(access)), OPERATOR_RESOURCES);
-      const sample = op.watcher.sample();
-      result.restart = {
-        reverifiedMs: reverifiedAt ? reverifiedAt - op.startedAt : Number.NaN,
-        syncedMs: (op.logTime("caches synced; reconciling") ?? Number.NaN) - op.startedAt,
-        cacheHits: hits,
-        tokenCalls: service.requests(),
-        writes: toObject(writes),
-        writesTotal: total(writes),
-        peakRssBytes: Math.max(op.watcher.peakRssBytes, sample?.hwmBytes ?? 0),
-        cpuSeconds: sample?.cpuSeconds ?? Number.NaN,
-      };
-      say(
-        n,
-        `restart: ${hits} re-verified in ${(result.restart.reverifiedMs / 1000).toFixed(1)} s, ` +
-          `${result.restart.tokenCalls} token calls, ${result.restart.writesTotal} writes`,
-      );
-      // ---- 5. Memory: the settled operator after a forced GC.
-      result.memory = await settledMemory(
-        op,
-        port,
-        // A snapshot leaves native memory behind: only when no later RSS figure is taken, unless
-        // asked for (BENCH_HEAP_SNAPSHOT=all: the later RSS figures are then not comparable).
-        (env.BENCH_HEAP_SNAPSHOT === "1" && !PHASES.has("steady")) || env.BENCH_HEAP_SNAPSHOT === "all"
-          ? join(OUT, "profiles", `${stamp}-scale${TAG}-n${n}.heapsnapshot`)
-          : undefined,
-      );
-      say(
-        n,
-        `memory: RSS ${mb(result.memory.rssBytes)} MB, heap ${mb(result.memory.heapUsedBytes)} MB after GC`,
-      );
-    }
-
-    // ---- 3 + 4. Steady refresh with short tokens, and a new request while a cohort is due.
-    if (PHASES.has("steady")) {
-      const secrets = new SecretWatcher(t);
-      await secrets.start();
-      service.setConfig({
-        ...service.config,
-        tokenLifetimeSeconds: tokenSeconds,
-        refreshInSeconds: Math.floor(tokenSeconds / 2),
-      });
-      service.resetCounters();
-      const before = await scrapeRequestCounts(access);
-      // Writes are counted between two scrapes, refreshes between two store revisions, each read
-      // right after its scrape: the writes made while the revision is read are left out of the
-      // refreshes at the start and counted among them at the end, so the two edges cancel out.
-      const rv0 = await currentRevision(t);
-      const cpu0 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
-      const start = Date.now();
-      say(
-        n,
-        `steady: ${tokenSeconds} s tokens for ${steadySeconds} s; forcing one request per key (${m}) onto them`,
-      );
-      /** One request per key force-refreshed: its token, and so every request on the key, is new. */
-      const forceEveryKey = (stampValue: string) =>
-        pool(m, CREATE_CONCURRENCY, async (k) => {
-          const ns = namespaceOf("bench", k, n);
-          await withRetry("force-refresh", () =>
-            t.request({
-              method: "PATCH",
-              path: `${collectionPath(APP_TOKEN_REQUESTS, ns)}/${requestName(k)}`,
-              body: { metadata: { annotations: { "apptoken.io/force-refresh": stampValue } } },
-              contentType: "application/merge-patch+json",
-            }),
-          );
-        });
-      await forceEveryKey(`bench-${start}`);
-      const forcedAt = Date.now();
-      // The forced cohort is due refresh_in (half the lifetime) after issue, minus up to 5 % jitter.
-      const half = (tokenSeconds / 2) * 1000;
-      const depthSamples: { t: number; depth: number }[] = [];
-      const sampleDepth = async (): Promise<number> => {
-        const text = await op.metricsText().catch(() => "");
-        const depth = sumMetric(text, "workqueue_depth", QUEUE);
-        depthSamples.push({ t: Date.now(), depth });
-        return depth;
-      };
-      let createAt = forcedAt + half - 1000;
-      if (steadySeconds * 1000 < half + 15_000) createAt = start + steadySeconds * 500; // too short for a cohort
-      while (Date.now() < createAt) {
-        if (Date.now() > forcedAt + half - 0.06 * tokenSeconds * 1000) await sampleDepth();
-        await sleep(500);
-      }
-      const depthAtCreate = await sampleDepth();
-      const dueAtCreate = secrets.refreshes.filter((r) => r.latenessMs >= 0).length;
-      const newNs = namespaceOf("bench", 0, n);
-      const newKey = `${newNs}/new-under-load`;
-      const created = Date.now();
-      await createRequest(t, newNs, "new-under-load", requestSpec(m));
-      await ready.until(() => ready.readyAt.has(newKey), 600_000, "the new request Ready");
-      const newReadyMs = ready.readyAt.get(newKey)! - created;
-      const cohortEnd = forcedAt + half + 30_000;
-      while (Date.now() < Math.min(cohortEnd, start + steadySeconds * 1000)) {
-        await sampleDepth();
-        await sleep(1000);
-      }
-      const end = start + steadySeconds * 1000;
-      if (Date.now() < end) await sleep(end - Date.now());
-      const cpu1 = { ...serverCpu(), operator: op.watcher.sample()?.cpuSeconds ?? 0 };
-      const all = diffCounts(before, await scrapeRequestCounts(access));
-      const rv1 = await currentRevision(t);
-      const window = (Date.now() - start) / 1000;
-      if (inspectPort) {
-        // Memory in the thick of it: ~N/60 refreshes a second. The young generation V8 grows for
-        // that allocation rate is in this figure (see the breakdown row).
-        result.memoryUnderLoad = await settledMemory(op, inspectPort);
-        say(
-          n,
-          `memory under the refresh load: RSS ${mb(result.memoryUnderLoad.rssBytes)} MB, heap ${mb(result.memoryUnderLoad.heapUsedBytes)} MB after GC`,
-        );
-        // Then the load passes: every token is replaced once more by a long-lived one, and the
-        // operator settles. Every request has now been refreshed and its status written by this
-        // process: the state it spends its life in with real (60-90 min) tokens.
-        service.setConfig({ ...service.config, tokenLifetimeSeconds: 3600, refreshInSeconds: undefined });
-        await forceEveryKey(`bench-${Date.now()}-long`);
-        await pollUntil(
-          (now) => secrets.soonestExpiry() > now + 30 * 60_000,
-          (tokenSeconds + 120) * 1000,
-          "every Secret on a long-lived token",
-        );
-        for (let quiet = 0; quiet < 3;) {
-          quiet =
-            sumMetric(await op.metricsText().catch(() => ""), "workqueue_depth", QUEUE) === 0 ? quiet + 1 : 0;
-          await sleep(1000);
-        }
-        result.memorySteady = await settledMemory(
-          op,
-          inspectPort,
-          env.BENCH_HEAP_SNAPSHOT === "1" || env.BENCH_HEAP_SNAPSHOT === "all"
-            ? join(OUT, "profiles", `${stamp}-scale${TAG}-n${n}-steady.heapsnapshot`)
-            : undefined,
-        );
-        say(
-          n,
-          `memory after refreshes, load passed: RSS ${mb(result.memorySteady.rssBytes)} MB, heap ${mb(result.memorySteady.heapUsedBytes)} MB after GC`,
-        );
-      }
-      const opWrites = operatorWrites(all);
-      // The operator goes on refreshing during what follows; the watcher catches up meanwhile.
-      await secrets.stop();
-      const refreshes = secrets.refreshes.filter((r) => r.rv > rv0 && r.rv <= rv1);
-      const natural = refreshes.filter((r) => r.latenessMs >= 0).map((r) => r.latenessMs);
-      // The new request's Secret is a create, not a refresh: leave its writes out of the ratio.
-      const newRequestWrites = 3;
-      result.steady = {
-        windowSeconds: window,
-        refreshes: refreshes.length,
-        naturalRefreshes: natural.length,
-        refreshesPerSecond: refreshes.length / window,
-        tokenCalls: service.requests(),
-        operatorWrites: toObject(opWrites),
-        operatorWritesTotal: total(opWrites),
-        writesPerRefresh: (total(opWrites) - newRequestWrites) / Math.max(1, refreshes.length),
-        // The harness force-refreshes and creates requests; their status is the operator's.
-        harnessWrites: toObject(
-          new Map([...writesOf(all, ["apptokenrequests"])].filter(([k]) => !k.includes("/status"))),
-        ),
-        latenessP50Ms: percentile(natural, 50),
-        latenessP99Ms: percentile(natural, 99),
-        latenessMaxMs: natural.length ? Math.max(...natural) : Number.NaN,
-        expiredSecretsObserved: secrets.expired.size,
-        worstExpiredByMs: secrets.worstExpiredByMs,
-        expiryChecks: secrets.checks,
-        operatorCpuSeconds: cpu1.operator - cpu0.operator,
-        apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
-        etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
-        peakRssBytes: Math.max(op.watcher.peakRssBytes, op.watcher.last?.hwmBytes ?? 0),
-      };
-      result.newRequest = {
-        readyMs: newReadyMs,
-        createdAfterForceMs: created - forcedAt,
-        queueDepthAtCreate: depthAtCreate,
-        maxQueueDepth: Math.max(0, ...depthSamples.map((d) => d.depth)),
-        refreshesDoneBeforeCreate: dueAtCreate,
-        cohortSize: n,
-      };
-      say(
-        n,
-        `steady: ${refreshes.length} refreshes (${result.steady.refreshesPerSecond.toFixed(1)}/s), ` +
-          `${result.steady.writesPerRefresh.toFixed(2)} writes/refresh, lateness p99 ` +
-          `${(result.steady.latenessP99Ms / 1000).toFixed(1)} s, expired seen ${secrets.expired.size}; ` +
-          `new request Ready in ${(newReadyMs / 1000).toFixed(2)} s (queue depth ${depthAtCreate})`,
-      );
-    }
-    await op.stop();
-    await ready.stop();
-    await service.close();
   } finally {
     for (const o of operators) await o.stop(5_000).catch(() => undefined);
-    await cp.stop();
+    await service.close();
     rmSync(work, { recursive: true, force: true });
   }
   return result;
