@@ -156,13 +156,19 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "apptoken-bench-fleet-"));
   const say = (line: string) => process.stderr.write(`[bench-fleet] ${line}\n`);
   say(`K=${K} operators × N=${N} requests on M=${M} keys; starting a control plane`);
-  const cp = await startControlPlane({ log: (l) => say(l) });
+  const cp = await startControlPlane({
+    log: (l) => say(l),
+    beforeControllerManager: async (path) => {
+      const crdKc = new KubeConfig();
+      crdKc.loadFromFile(path);
+      await installCrds(crdKc);
+    },
+  });
   let redis: RedisServer | undefined;
   let service: TokenService | undefined;
   try {
     const kc = new KubeConfig();
     kc.loadFromFile(cp.kubeconfigPath);
-    await installCrds(kc);
     redis = await startRedis();
     service = await startTokenService({
       tenants: TENANTS.map((id) => ({ id })),

@@ -195,12 +195,13 @@ interface Plane {
  */
 async function withPlane<T>(n: number, label: string, fn: (p: Plane) => Promise<T>): Promise<T> {
   say(n, `starting a fresh control plane${label ? ` (${label})` : ""}`);
-  const cp = await startControlPlane({ log: (l) => say(n, l) });
+  const cp = await startControlPlane({
+    log: (l) => say(n, l),
+    beforeControllerManager: (path) => installCrds(kubeConfig(path)),
+  });
   let ready: ReadyWatcher | undefined;
   try {
-    const kc = kubeConfig(cp.kubeconfigPath);
-    const t = harnessTransport(kc);
-    await installCrds(kc);
+    const t = harnessTransport(kubeConfig(cp.kubeconfigPath));
     const apiserverPid = pidOf(cp.dir, "kube-apiserver");
     const etcdPid = pidOf(cp.dir, "etcd");
     ready = new ReadyWatcher(t);

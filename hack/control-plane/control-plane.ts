@@ -28,6 +28,13 @@ export interface ControlPlaneOptions {
   mode?: "attached" | "detached";
   readyTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Runs once the API server is ready and before kube-controller-manager starts: install CRDs here,
+   * so that its garbage collector knows their kinds from its first discovery. Installed later, it
+   * finds them only at its next discovery resync (every 30 s), and until then does not collect the
+   * dependents of their objects.
+   */
+  beforeControllerManager?: (kubeconfigPath: string) => Promise<void>;
 }
 
 export interface ControlPlane {
@@ -258,6 +265,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       dir,
       "kube-apiserver",
     );
+    await opts.beforeControllerManager?.(kubeconfigPath);
     launch(controllerManager);
     if (mode === "attached") watchdog = startWatchdog(dir, procs, ownsDir);
   } catch (e) {

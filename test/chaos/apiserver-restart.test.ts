@@ -18,10 +18,14 @@ describe("apiserver restarted and etcd stopped mid-run", () => {
   let plane: ControlPlane;
   let s: ChaosScenario;
   beforeAll(async () => {
-    plane = await startControlPlane({ log: (l) => process.stderr.write(`[chaos control plane] ${l}\n`) });
-    const kc = new KubeConfig();
-    kc.loadFromFile(plane.kubeconfigPath);
-    await installCrds(kc);
+    plane = await startControlPlane({
+      log: (l) => process.stderr.write(`[chaos control plane] ${l}\n`),
+      beforeControllerManager: async (path) => {
+        const kc = new KubeConfig();
+        kc.loadFromFile(path);
+        await installCrds(kc);
+      },
+    });
     // 90 s tokens, refresh_in 10 s: refreshes are always coming due.
     s = new ChaosScenario({
       prefix: "chaos-apiserver",

@@ -26,6 +26,12 @@ declare module "vitest" {
 
 let plane: ControlPlane | undefined;
 
+function kubeConfigAt(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const reuse = process.env.APPTOKEN_TEST_KUBECONFIG;
   let kubeconfigPath: string;
@@ -38,15 +44,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
     // hack/control-plane.sh writes it beside the kubeconfig.
     etcdUrl = readFileSync(join(dirname(reuse), "etcd-url"), "utf8").trim();
   } else {
-    plane = await startControlPlane({ log: (l) => process.stderr.write(`[control-plane] ${l}\n`) });
+    plane = await startControlPlane({
+      log: (l) => process.stderr.write(`[control-plane] ${l}\n`),
+      beforeControllerManager: (path) => installCrds(kubeConfigAt(path)),
+    });
     kubeconfigPath = plane.kubeconfigPath;
     binDir = plane.binDir;
     dir = plane.dir;
     etcdUrl = plane.etcdUrl;
   }
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath);
-  await installCrds(kc);
+  // Again for a reused control plane (installing is idempotent).
+  await installCrds(kubeConfigAt(kubeconfigPath));
   project.provide("kubeconfigPath", kubeconfigPath);
   project.provide("binDir", binDir);
   project.provide("controlPlaneDir", dir);
