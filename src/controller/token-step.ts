@@ -6,7 +6,7 @@ import type { Clock } from "../clock.js";
 import type { TokenCache } from "../cache/index.js";
 import type { PersistedToken } from "../cache/token-cache.js";
 import type { ClientCredential, TokenClient, TokenResponse } from "../identity/index.js";
-import { TransientError, isTokenAcquisitionError } from "../identity/index.js";
+import { asTokenError } from "../cache/call-failure.js";
 import type { Metrics } from "../observability/metrics.js";
 
 export interface TokenCall {
@@ -19,7 +19,8 @@ export interface TokenCall {
 
 /**
  * One call to the token service, counted and timed; anything that is not already one of the
- * identity module's error classes becomes a TransientError (retried with backoff).
+ * identity module's error classes becomes a TransientError (retried with backoff) that names only
+ * its class.
  */
 export async function fetchToken(
   tokenClient: Pick<TokenClient, "requestToken">,
@@ -32,12 +33,9 @@ export async function fetchToken(
     metrics.tokenRequests.inc({ result: "success", aadsts: "" });
     return token;
   } catch (e) {
-    const err = isTokenAcquisitionError(e)
-      ? e
-      : new TransientError(`token request failed: ${e instanceof Error ? e.message : String(e)}`, {
-          reason: "TokenServiceUnavailable",
-          cause: e,
-        });
+    // Not one of the identity module's classes: a bug or a library's own error, whose message was
+    // not written for a status. It is named by its class only, as the cache would name it.
+    const err = asTokenError(e);
     metrics.tokenRequests.inc({ result: err.kind.toLowerCase(), aadsts: err.aadsts ?? "" });
     throw err;
   } finally {

@@ -1,0 +1,58 @@
+/**
+ * fetchToken: what a failed call looks like to the cache and the status. The identity module's
+ * errors pass as they are (their messages are written for a status); anything else is named by its
+ * class only, whatever its message says.
+ */
+import { describe, expect, it } from "vitest";
+import { fetchToken, type TokenCall } from "../../../src/controller/token-step.js";
+import { PermanentError, TransientError } from "../../../src/identity/errors.js";
+import { Metrics } from "../../../src/observability/metrics.js";
+
+const CALL: TokenCall = {
+  endpoint: new URL("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"),
+  clientId: "0a1b2c3d-0000-4000-8000-00000000abcd",
+  scope: "https://graph.microsoft.com/.default",
+  credential: { kind: "clientSecret", secret: "s3cr3t-value", fingerprint: "sha256:x" },
+  signal: new AbortController().signal,
+} as unknown as TokenCall;
+
+async function failure(thrown: unknown, metrics = new Metrics({ defaultMetrics: false })) {
+  const error = await fetchToken({ requestToken: () => Promise.reject(thrown) }, metrics, CALL).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { error, metrics };
+}
+
+describe("fetchToken", () => {
+  it("passes the identity module's errors on as they are", async () => {
+    const permanent = new PermanentError("AADSTS7000215: Invalid client secret provided.", {
+      reason: "InvalidClientSecret",
+      aadsts: "7000215",
+    });
+    const { error, metrics } = await failure(permanent);
+    expect(error).toBe(permanent);
+    expect(await metrics.registry.getSingleMetricAsString("apptoken_token_requests_total")).toContain(
+      'result="permanent",aadsts="7000215"} 1',
+    );
+  });
+
+  it("names any other error by its class only: its message never reaches a status", async () => {
+    const leaky = new RangeError("could not sign with client_secret=s3cr3t-value");
+    const { error, metrics } = await failure(leaky);
+    expect(error).toBeInstanceOf(TransientError);
+    const e = error as TransientError;
+    expect(e.reason).toBe("UnexpectedError");
+    expect(e.message).toBe("unexpected failure while requesting a token (RangeError)");
+    expect(e.message).not.toContain("s3cr3t");
+    expect(e.cause).toBe(leaky);
+    expect(await metrics.registry.getSingleMetricAsString("apptoken_token_requests_total")).toContain(
+      'result="transient",aadsts=""} 1',
+    );
+  });
+
+  it("names a thrown non-Error by its type", async () => {
+    const { error } = await failure("client_secret=s3cr3t-value");
+    expect((error as TransientError).message).toBe("unexpected failure while requesting a token (string)");
+  });
+});
