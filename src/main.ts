@@ -216,13 +216,10 @@ async function run(config: Config, log: Logger): Promise<number> {
   const o = await wire(config, log);
   const shutdown = shutdownOnSignals(log);
   await startServers(config, log, o);
-  const sweep = setInterval(() => o.cache.sweep(), 60 * 60_000);
-  sweep.unref();
   let code = 0;
   try {
     code = await lead(config, log, o, shutdown);
   } finally {
-    clearInterval(sweep);
     await o.controller.stop();
     await o.tokenClient.close();
     await o.fleet?.close();

@@ -171,7 +171,8 @@ async function benchApptoken(n: number): Promise<void> {
 
   const neverCalled = respond(-1);
   // As the controller runs it on every reconcile: the request's memo, its key as keyFor keeps it
-  // (three comparisons while the spec, the registration and the credential are unchanged), acquire.
+  // (three comparisons while the spec, the registration and the credential are unchanged, the key
+  // held in the cache when it was built), acquire.
   const fullPath = await measure(
     (i) => {
       const r = requests[i]!;

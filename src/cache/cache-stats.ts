@@ -95,7 +95,7 @@ export function inspectKey(key: KeyState, now: number): KeyInspection {
     throttle: key.throttle,
     hits: key.hits,
     misses: key.misses,
-    holders: key.refs,
+    holders: key.holders?.size ?? 0,
     fetchedAt: Number.isFinite(key.fetchedAt) ? key.fetchedAt : undefined,
     forcedAt: Number.isFinite(key.forcedAt) ? key.forcedAt : undefined,
   };

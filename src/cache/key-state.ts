@@ -58,13 +58,10 @@ export interface KeyState {
   slotAt: number | undefined;
   lastUsedAt: number;
   hits: number;
-  /**
-   * A holder known to be linked to this key, so that a hit from it skips the holders Map (with one
-   * request per tenant, every hit). Cleared whenever that holder is unlinked.
-   */
-  linkedHolder: string | undefined;
 
   readonly keyId: string;
+  /** cacheKeyHash(keyId), computed once when the first holder takes the key. */
+  keyHash: string | undefined;
   token: CachedToken | undefined;
   /** The service's refresh_in for the held token, kept to recompute refreshAt. */
   refreshIn: number | undefined;
@@ -85,8 +82,12 @@ export interface KeyState {
   fetchedAt: number;
   /** When the last call made because of `force` that produced a token started, or −∞. */
   forcedAt: number;
-  /** How many holders (requests) use this key. */
-  refs: number;
+  /**
+   * The holders (requests) using this key: the one record of which request holds which key (the
+   * cache's `holders` Map is its inverse). A request fans a new token out to the others here.
+   * Created with the first holder: a key acquired without one carries no empty Set.
+   */
+  holders: Set<string> | undefined;
   /** The last holder let go while a call was in flight: evict when it lands. */
   released: boolean;
   evicted: boolean;
@@ -105,8 +106,8 @@ export function newKeyState(keyId: string, now: number): KeyState {
     slotAt: undefined,
     lastUsedAt: now,
     hits: 0,
-    linkedHolder: undefined,
     keyId,
+    keyHash: undefined,
     token: undefined,
     refreshIn: undefined,
     jitterDraw: 0,
@@ -119,7 +120,7 @@ export function newKeyState(keyId: string, now: number): KeyState {
     misses: 0,
     fetchedAt: Number.NEGATIVE_INFINITY,
     forcedAt: Number.NEGATIVE_INFINITY,
-    refs: 0,
+    holders: undefined,
     released: false,
     evicted: false,
     fromSharedTier: false,

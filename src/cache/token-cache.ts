@@ -4,6 +4,7 @@
  * it, each in its own module, so that each can be read and tested without the class.
  */
 import type { Clock } from "../clock.js";
+import { cacheKeyHash } from "./cache-key.js";
 import type { TokenAcquisitionError } from "../identity/errors.js";
 import { buildHit, deferredResult, resultAfterCall } from "./acquire-answer.js";
 import { decideAcquire } from "./acquire-decision.js";
@@ -36,9 +37,10 @@ export interface AcquireOptions {
   /** The spec's refreshBefore, ms. */
   refreshBeforeMs?: number | undefined;
   /**
-   * Who uses the key, e.g. the request's "namespace/name". With holders the cache counts references:
-   * a holder moving to another key (spec change) or `release(holder)` (request deleted) evicts a key
-   * nobody holds any more. Without, keys leave only through `sweep`.
+   * Who uses the key, e.g. the request's "namespace/name": the same as `hold(holder, keyId)` before
+   * the acquire (a Set lookup when it already holds it). A holder moving to another key (spec
+   * change) or `release(holder)` (request deleted) evicts a key nobody holds any more. Without
+   * holders, keys leave only through `sweep`.
    */
   holder?: string | undefined;
 }
@@ -60,6 +62,7 @@ export interface TokenCacheOptions {
 }
 
 const NO_OPTIONS: AcquireOptions = Object.freeze({});
+const NO_HOLDERS: ReadonlySet<string> = new Set();
 
 export const DEFAULT_EXPIRY_SKEW_MS = 30_000;
 export const DEFAULT_IDLE_EVICT_AFTER_MS = 24 * 60 * 60_000;
@@ -79,6 +82,7 @@ export const DEFAULT_IDLE_EVICT_AFTER_MS = 24 * 60 * 60_000;
  */
 export class TokenCache {
   private readonly keys = new Map<string, KeyState>();
+  /** holder -> the key it holds; each key's `holders` Set is the other direction. */
   private readonly holders = new Map<string, KeyState>();
   private readonly clock: Clock;
   private readonly limiter: CallLimiter;
@@ -103,18 +107,16 @@ export class TokenCache {
    * backoff and Retry-After, a global slot available). Never rejects for token-service failures:
    * they come back as outcome "Failed", with the old token while it is usable.
    *
-   * The hit path does one Map lookup (two with a holder), a few comparisons and no allocation: it
-   * returns the same settled promise, built once per change of the key's state, to every hit.
+   * The hit path does one Map lookup (and a Set lookup with a holder), a few comparisons and no
+   * allocation: it returns the same settled promise, built once per change of the key's state, to
+   * every hit.
    */
   acquire(keyId: string, fetch: TokenFetch, options: AcquireOptions = NO_OPTIONS): Promise<AcquireResult> {
     const now = this.clock.now();
-    let key = this.keys.get(keyId);
-    if (key === undefined) {
-      key = newKeyState(keyId, now);
-      this.keys.set(keyId, key);
-    }
+    const key = this.keyState(keyId, now);
     key.lastUsedAt = now;
-    if (options.holder !== undefined && options.holder !== key.linkedHolder) this.link(options.holder, key);
+    if (options.holder !== undefined && key.holders?.has(options.holder) !== true)
+      this.link(options.holder, key);
     if (options.refreshBeforeMs !== key.refreshBeforeMs) adoptRefreshBefore(key, options.refreshBeforeMs);
 
     const step = decideAcquire(key, now, options.force === true);
@@ -207,7 +209,7 @@ export class TokenCache {
     if (error !== undefined) this.recordFailure(key, error);
     key.inflight = undefined;
     this.totals.inflight--;
-    if (key.released && key.refs === 0) this.evict(key);
+    if (key.released && !key.holders?.size) this.evict(key);
     return error;
   }
 
@@ -266,6 +268,23 @@ export class TokenCache {
   }
 
   /**
+   * `holder` (a request) uses `keyId` from now on, and no longer the key it held before, which is
+   * evicted if nobody else holds it. Answers the cache's own copy of the key id and its hash, so
+   * that every holder of a key points at one string of each.
+   */
+  hold(holder: string, keyId: string): { keyId: string; keyHash: string } {
+    const key = this.keyState(keyId, this.clock.now());
+    if (key.holders?.has(holder) !== true) this.link(holder, key);
+    key.keyHash ??= cacheKeyHash(key.keyId);
+    return { keyId: key.keyId, keyHash: key.keyHash };
+  }
+
+  /** The holders of `keyId` (empty when nobody holds it). */
+  holdersOf(keyId: string): ReadonlySet<string> {
+    return this.keys.get(keyId)?.holders ?? NO_HOLDERS;
+  }
+
+  /**
    * The holder (request) is gone. Its key is evicted when no holder is left (after the call in
    * flight, if any, lands). Returns whether the holder was known.
    */
@@ -277,18 +296,20 @@ export class TokenCache {
     return true;
   }
 
-  /** Evicts keys nobody acquired for `idleMs` (default idleEvictAfterMs). O(keys); call it periodically. */
+  /**
+   * Evicts keys nobody acquired for `idleMs` (default idleEvictAfterMs), and lets go of their holders
+   * (an acquire naming one holds again). O(keys); call it periodically.
+   */
   sweep(idleMs: number = this.idleEvictAfterMs): number {
     const cutoff = this.clock.now() - idleMs;
     let evicted = 0;
     for (const key of this.keys.values()) {
       if (key.lastUsedAt < cutoff && key.inflight === undefined) {
+        for (const holder of key.holders ?? NO_HOLDERS) this.holders.delete(holder);
+        key.holders = undefined;
         this.evict(key);
         evicted++;
       }
-    }
-    if (evicted > 0) {
-      for (const [holder, key] of this.holders) if (key.evicted) this.holders.delete(holder);
     }
     return evicted;
   }
@@ -315,20 +336,27 @@ export class TokenCache {
     return cacheStats(this.totals, this.keys.size, this.holders.size);
   }
 
+  private keyState(keyId: string, now: number): KeyState {
+    let key = this.keys.get(keyId);
+    if (key === undefined) {
+      key = newKeyState(keyId, now);
+      this.keys.set(keyId, key);
+    }
+    return key;
+  }
+
   private link(holder: string, key: KeyState): void {
-    key.linkedHolder = holder;
     const previous = this.holders.get(holder);
-    if (previous === key) return;
     this.holders.set(holder, key);
-    key.refs++;
+    (key.holders ??= new Set()).add(holder);
     key.released = false;
-    if (previous !== undefined) this.unref(previous, holder);
+    if (previous !== undefined && previous !== key) this.unref(previous, holder);
   }
 
   private unref(key: KeyState, holder: string): void {
-    if (key.linkedHolder === holder) key.linkedHolder = undefined;
-    key.refs--;
-    if (key.refs > 0) return;
+    key.holders?.delete(holder);
+    if (key.holders?.size) return;
+    key.holders = undefined;
     key.released = true;
     if (key.inflight === undefined) this.evict(key);
   }

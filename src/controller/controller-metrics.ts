@@ -109,6 +109,11 @@ export function registerGauges(s: GaugeSources, o: GaugeOptions): void {
     },
     cache: () => {
       const c = o.cache.stats();
+      // The cache counts its hits and misses; the counters show its totals at each scrape.
+      m.cacheHits.reset();
+      m.cacheHits.inc(c.hits);
+      m.cacheMisses.reset();
+      m.cacheMisses.inc(c.misses);
       m.throttledKeys.set({ state: "Throttled" }, c.throttledKeys);
       m.throttledKeys.set({ state: "Backoff" }, c.backoffKeys);
     },

@@ -278,9 +278,9 @@ export class AppTokenController {
         if (obj && this.ownsStatus(refOf(obj))) this.registrationQueue.add(refOf(obj), "high");
       }
     this.registrationQueue.run((ref, s) => this.registrationReconciler.reconcile(ref, s), { concurrency: 2 });
-    const releaser = setInterval(() => this.reconciler.releaseForgotten(), 30_000);
-    releaser.unref();
-    signal.addEventListener("abort", () => clearInterval(releaser), { once: true });
+    const tidier = setInterval(() => this.reconciler.tidy(), 30_000);
+    tidier.unref();
+    signal.addEventListener("abort", () => clearInterval(tidier), { once: true });
     // Tokens read back from Secrets that no request claimed by then (deleted meanwhile) are dropped.
     setTimeout(() => this.persisted.clear(), 15 * 60_000).unref();
     await new Promise<void>((resolve) => {

@@ -99,6 +99,9 @@ export interface ReconcilerDeps {
 
 const NO_FORCE: ForceDecision = Object.freeze({ action: "none", handled: undefined });
 
+/** How often `tidy` sweeps the cache for keys nobody holds or uses. */
+const SWEEP_EVERY_MS = 60 * 60_000;
+
 /** A snapshot that passed every check: what the token step needs. */
 interface Passed {
   snap: RequestSnapshot;
@@ -129,9 +132,12 @@ export class Reconciler {
   private readonly readBack: ReadBackTrust;
   private readonly secrets: SecretWriter;
   private readonly statusWriter: StatusWriter;
+  /** When `tidy` last swept the cache. */
+  private sweptAt: number;
 
   constructor(private readonly d: ReconcilerDeps) {
     this.memory = new RequestMemory(d);
+    this.sweptAt = d.clock.now();
     this.readBack = new ReadBackTrust(d.cache, d.clock);
     this.secrets = new SecretWriter(d);
     this.statusWriter = new StatusWriter(d);
@@ -145,6 +151,18 @@ export class Reconciler {
   /** Lets the cache drop keys of requests deleted more than the grace period ago. */
   releaseForgotten(): number {
     return this.memory.releaseForgotten();
+  }
+
+  /**
+   * The cache's housekeeping, on the controller's one timer: the keys of requests deleted more than
+   * the grace period ago go now; once an hour, keys nobody holds and nobody used for a day go too.
+   */
+  tidy(): void {
+    this.releaseForgotten();
+    const now = this.d.clock.now();
+    if (now - this.sweptAt < SWEEP_EVERY_MS) return;
+    this.sweptAt = now;
+    this.d.cache.sweep();
   }
 
   /** Earliest expiry among the tokens this process put in Secrets (for the soonest-expiry gauge). */
@@ -265,6 +283,7 @@ export class Reconciler {
     const result = await this.d.cache.acquire(keyId, fetch, {
       force: before.action === "call" || distrusted,
       refreshBeforeMs,
+      // Held already since keyFor built the key; named again so that a key swept meanwhile is held again.
       holder: key,
     });
     this.count(memo, result);
@@ -285,12 +304,11 @@ export class Reconciler {
    * hands the old key's token to the new one.
    */
   private linkKey(key: string, memo: RequestMemo, p: Passed): { keyId: string; keyHash: string } {
-    const previous = memo.keyId;
-    const keyed = this.memory.keyFor(key, memo, p);
-    if (previous !== undefined && previous !== keyed.keyId)
-      this.readBack.carryOverOnRotation(previous, keyed.keyId);
-    return keyed;
+    return this.memory.keyFor(key, memo, p, this.handOver);
   }
+
+  private readonly handOver = (previous: string, next: string): void =>
+    this.readBack.carryOverOnRotation(previous, next);
 
   /** Status (and its Event) as the outcome says, and when to look again. */
   private async finish(r: InFlight, secretName: string | undefined, o: Outcome): Promise<HandlerResult> {
@@ -302,14 +320,11 @@ export class Reconciler {
     return o.requeueAfterMs === undefined ? undefined : { requeueAfterMs: o.requeueAfterMs };
   }
 
+  /** The request's own counts (its status); the process's totals are the cache's (`stats()`). */
   private count(memo: RequestMemo, result: AcquireResult): void {
-    if (result.outcome === "Hit" || result.outcome === "Shared" || result.source === "SharedCache") {
+    if (result.outcome === "Hit" || result.outcome === "Shared" || result.source === "SharedCache")
       memo.hits++;
-      this.d.metrics.cacheHits.inc();
-    } else if (result.outcome === "Fetched") {
-      memo.misses++;
-      this.d.metrics.cacheMisses.inc();
-    }
+    else if (result.outcome === "Fetched") memo.misses++;
   }
 
   /** Every other request on this key gets the new token now, not at its own next refresh. */

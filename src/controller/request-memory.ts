@@ -1,13 +1,13 @@
 /**
  * What this process remembers about requests between reconciles: per request a small memo (its
- * cache key, counters, the status it last wrote), which requests share each cache key (to fan a new
- * token out), the expiry of every token it put in a Secret, and the cache holders of deleted
- * requests waiting out their grace period.
+ * cache key, counters, the status it last wrote), the expiry of every token it put in a Secret, and
+ * the deleted requests waiting out their grace period before the cache lets go of their keys. Which
+ * requests hold which cache key is the cache's to know (`TokenCache.hold`): this keeps no copy.
  */
 import type { AppTokenRequest, AppTokenRequestStatus } from "../api/types.js";
 import type { Clock } from "../clock.js";
 import type { CacheKeyParts, TokenCache } from "../cache/index.js";
-import { cacheKeyHash, cacheKeyId } from "../cache/index.js";
+import { cacheKeyId } from "../cache/index.js";
 import type { EventRecorder } from "../kube/events.js";
 import { KeyedMinHeap } from "../kube/keyed-heap.js";
 import { intern } from "../kube/projections.js";
@@ -55,7 +55,7 @@ export type KeyedMemo = RequestMemo & { keyId: string; keyHash: string };
 
 export interface RequestMemoryDeps {
   clock: Clock;
-  cache: Pick<TokenCache, "release">;
+  cache: Pick<TokenCache, "hold" | "holdersOf" | "release">;
   events: Pick<EventRecorder, "forget">;
   /** Builds a key id from its parts; cacheKeyId unless a test counts the calls. */
   cacheKeyId?: (parts: CacheKeyParts) => string;
@@ -75,11 +75,6 @@ export function cacheKeyParts(src: KeySource): CacheKeyParts {
 
 export class RequestMemory {
   private readonly memos = new Map<string, RequestMemo>();
-  /**
-   * keyId -> request keys using it; also the one copy of the key's id and hash that every
-   * request's memo points to (a per-request copy of both is ~250 bytes, ×10^5).
-   */
-  private readonly keyUsers = new Map<string, { keyId: string; keyHash: string; users: Set<string> }>();
   /** request key -> expiry of the token in its Secret: O(1) soonest-expiry at scrape time. */
   private readonly expiries = new KeyedMinHeap<undefined>();
   /** request key -> when its cache holder may be released (see forget). */
@@ -132,10 +127,16 @@ export class RequestMemory {
    * The memo of request `key`, holding the request's cache key. The key (a string of ~200
    * characters, and its sha256 when new) is built only when the spec generation, the registration's
    * version or the credential's fingerprint changed since it last was: those are all it is made of,
-   * so a reconcile that finds them as they were pays three comparisons. The key id the memo held
-   * before the call is the previous one, for a caller that hands a rotated key's token over.
+   * so a reconcile that finds them as they were pays three comparisons. A key that changed is held
+   * in the cache for request `key` (letting go of the previous one), after `handOver(previous,
+   * next)`, for a caller that hands a rotated key's token over while the previous key is still held.
    */
-  keyFor(key: string, memo: RequestMemo, src: KeySource): KeyedMemo {
+  keyFor(
+    key: string,
+    memo: RequestMemo,
+    src: KeySource,
+    handOver?: (previous: string, next: string) => void,
+  ): KeyedMemo {
     const generation = src.snap.req.metadata.generation;
     const registration = src.registration.spec;
     const fingerprint = src.credential.credential.fingerprint;
@@ -146,34 +147,25 @@ export class RequestMemory {
       memo.keyBuiltForRegistration !== registration ||
       memo.keyBuiltForFingerprint !== fingerprint
     ) {
-      this.link(key, memo, this.buildKeyId(cacheKeyParts(src)));
+      const next = this.buildKeyId(cacheKeyParts(src));
+      if (memo.keyId !== undefined && memo.keyId !== next) handOver?.(memo.keyId, next);
+      const held = this.d.cache.hold(key, next);
+      memo.keyId = held.keyId;
+      memo.keyHash = intern(held.keyHash);
       memo.keyBuiltForGeneration = generation;
       memo.keyBuiltForRegistration = registration;
       memo.keyBuiltForFingerprint = fingerprint;
     }
-    // link always sets both, and a memo's key is never unset while it is in use.
+    // Both are set above, and a memo's key is never unset while it is in use.
     return memo as KeyedMemo;
   }
 
-  /** Points request `key` at cache key `keyId`: one shared copy of the id and its hash. */
-  private link(key: string, memo: RequestMemo, keyId: string): void {
-    if (memo.keyId === keyId && memo.keyHash !== undefined) return;
-    this.unlink(key, memo.keyId);
-    let shared = this.keyUsers.get(keyId);
-    if (!shared) {
-      shared = { keyId, keyHash: intern(cacheKeyHash(keyId)), users: new Set() };
-      this.keyUsers.set(keyId, shared);
-    }
-    shared.users.add(key);
-    memo.keyId = shared.keyId;
-    memo.keyHash = shared.keyHash;
-  }
-
-  /** The other requests on `keyId`. */
+  /**
+   * The other requests on `keyId`, as the cache knows its holders, but for deleted ones still held
+   * through their grace period.
+   */
   *othersOn(keyId: string, except: string): Iterable<string> {
-    const shared = this.keyUsers.get(keyId);
-    if (!shared) return;
-    for (const k of shared.users) if (k !== except) yield k;
+    for (const k of this.d.cache.holdersOf(keyId)) if (k !== except && this.memos.has(k)) yield k;
   }
 
   tokenExpires(key: string, at: number): void {
@@ -191,8 +183,9 @@ export class RequestMemory {
     if (memo) this.drop(key, memo);
     this.expiries.delete(key);
     // Released after a grace period: a request deleted and recreated under the same name (a GitOps
-    // replace) finds its token still cached instead of calling the token service again.
-    this.pendingRelease.set(key, this.d.clock.now() + RELEASE_GRACE_MS);
+    // replace) finds its token still cached instead of calling the token service again. The grace
+    // runs from the first time the request was found gone.
+    if (!this.pendingRelease.has(key)) this.pendingRelease.set(key, this.d.clock.now() + RELEASE_GRACE_MS);
   }
 
   /** Lets the cache drop keys of requests deleted more than the grace period ago. */
@@ -211,15 +204,7 @@ export class RequestMemory {
   }
 
   private drop(key: string, memo: RequestMemo): void {
-    this.unlink(key, memo.keyId);
     this.d.events.forget(memo.uid);
     this.memos.delete(key);
-  }
-
-  private unlink(key: string, keyId: string | undefined): void {
-    if (keyId === undefined) return;
-    const shared = this.keyUsers.get(keyId);
-    shared?.users.delete(key);
-    if (shared && shared.users.size === 0) this.keyUsers.delete(keyId);
   }
 }

@@ -4,6 +4,7 @@ import { REFRESH_FLOOR_MS } from "../../../src/cache/refresh-schedule.js";
 import { TokenBucket, unlimited } from "../../../src/rate/token-bucket.js";
 import type { CallLimiter } from "../../../src/rate/token-bucket.js";
 import { DEFAULT_EXPIRY_SKEW_MS, TokenCache } from "../../../src/cache/token-cache.js";
+import { cacheKeyHash } from "../../../src/cache/cache-key.js";
 import type { TokenCacheOptions, TokenFetch } from "../../../src/cache/token-cache.js";
 import type { TokenResponse } from "../../../src/cache/token-response.js";
 import { PermanentError, ThrottledError, TransientError } from "../../../src/identity/errors.js";
@@ -646,6 +647,41 @@ describe("TokenCache: eviction keeps memory bounded", () => {
     expect(cache.inspect(KEY)).toBeUndefined();
     expect(cache.inspect(OTHER_KEY)).toBeDefined();
     expect(cache.stats().holders).toBe(0);
+  });
+
+  it("holds a key before any acquire: one copy of its id and hash for every holder, who are listed", () => {
+    const { cache } = setup();
+    const a = cache.hold("a/graph", KEY);
+    const b = cache.hold("b/graph", KEY);
+    expect(a.keyHash).toBe(cacheKeyHash(KEY));
+    expect(b.keyId).toBe(a.keyId);
+    expect(b.keyHash).toBe(a.keyHash);
+    expect([...cache.holdersOf(KEY)]).toEqual(["a/graph", "b/graph"]);
+    expect([...cache.holdersOf(OTHER_KEY)]).toEqual([]);
+    expect(cache.stats()).toMatchObject({ keys: 1, holders: 2 });
+  });
+
+  it("moves a holder with hold as with acquire, evicting the key nobody holds any more", async () => {
+    const { cache, issue } = setup();
+    await cache.acquire(KEY, issue(), { holder: "payments/graph" });
+    cache.hold("payments/graph", OTHER_KEY);
+    expect(cache.inspect(KEY)).toBeUndefined();
+    expect([...cache.holdersOf(OTHER_KEY)]).toEqual(["payments/graph"]);
+    // Held already: an acquire naming the same holder changes nothing.
+    await cache.acquire(OTHER_KEY, issue(), { holder: "payments/graph" });
+    expect(cache.stats()).toMatchObject({ keys: 1, holders: 1 });
+  });
+
+  it("holds a swept key's holder again when an acquire names it", async () => {
+    const { cache, issue, clock } = setup({ idleEvictAfterMs: HOUR });
+    await cache.acquire(KEY, issue(), { holder: "payments/graph" });
+    clock.advance(2 * HOUR);
+    expect(cache.sweep()).toBe(1);
+    expect([...cache.holdersOf(KEY)]).toEqual([]);
+    await cache.acquire(KEY, issue(), { holder: "payments/graph" });
+    expect([...cache.holdersOf(KEY)]).toEqual(["payments/graph"]);
+    expect(cache.release("payments/graph")).toBe(true);
+    expect(cache.stats()).toMatchObject({ keys: 0, holders: 0 });
   });
 
   it("drops an evicted key's throttle state from the gauges", async () => {

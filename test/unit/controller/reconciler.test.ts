@@ -496,4 +496,23 @@ describe("Reconciler", () => {
     h.now += 5 * 60_000;
     expect(h.reconciler.releaseForgotten()).toBe(1);
   });
+
+  it("tidies the cache on one timer: a deleted request's key after the grace, idle keys at most hourly", async () => {
+    h.apply(request());
+    await h.reconcile();
+    h.requests.delete(KEY);
+    await h.reconcile();
+    h.reconciler.tidy();
+    expect(h.cache.stats()).toMatchObject({ keys: 1, holders: 1 });
+    h.now += 5 * 60_000;
+    h.reconciler.tidy();
+    expect(h.cache.stats()).toMatchObject({ keys: 0, holders: 0, evictions: 1 });
+
+    // A key nobody holds (the cache seeded from a Secret no request claimed) goes with the hourly sweep.
+    const token = { accessToken: "t", tokenType: "Bearer", issuedAt: h.now, expiresAt: h.now + 48 * HOUR };
+    h.cache.seed([{ keyId: "orphan", token: { ...token, refreshAt: Number.NaN } }]);
+    h.now += 25 * HOUR;
+    h.reconciler.tidy();
+    expect(h.cache.stats()).toMatchObject({ keys: 0, evictions: 2 });
+  });
 });

@@ -4,8 +4,9 @@
  * so the tests count its calls.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { cacheKeyHash, cacheKeyId, type CacheKeyParts } from "../../../src/cache/index.js";
+import { TokenCache, cacheKeyHash, cacheKeyId, type CacheKeyParts } from "../../../src/cache/index.js";
 import {
+  RELEASE_GRACE_MS,
   RequestMemory,
   cacheKeyParts,
   type KeySource,
@@ -40,15 +41,18 @@ function source(
 
 describe("RequestMemory.keyFor", () => {
   let built: CacheKeyParts[];
-  let released: string[];
   let memory: RequestMemory;
+  let cache: TokenCache;
+  let now: number;
 
   beforeEach(() => {
     built = [];
-    released = [];
+    now = 0;
+    const clock = { now: () => now };
+    cache = new TokenCache({ clock, limiter: { reserve: () => 0 } });
     memory = new RequestMemory({
-      clock: { now: () => 0 },
-      cache: { release: (holder) => (released.push(holder), true) },
+      clock,
+      cache,
       events: { forget: () => undefined },
       cacheKeyId: (parts) => {
         built.push(parts);
@@ -147,5 +151,22 @@ describe("RequestMemory.keyFor", () => {
     const rotated = keyOf(a, source(a, USABLE_REGISTRATION.spec, "sha256:credential-2"));
     expect([...memory.othersOn(ka.keyId, KEY)]).toEqual(["payments/graph-b"]);
     expect([...memory.othersOn(rotated.keyId, "payments/graph-b")]).toEqual([KEY]);
+  });
+
+  it("keeps a deleted request's key for its grace period, counted from when it was first found gone", () => {
+    const a = requestObject(1);
+    const b = { ...a, metadata: { ...a.metadata, name: "graph-b", uid: "uid-b" } };
+    const ka = keyOf(a, source(a));
+    memory.keyFor("payments/graph-b", memory.memoFor("payments/graph-b", b), source(b));
+    memory.forget(KEY);
+    // Still held through the grace, but a new token is not fanned out to a deleted request.
+    expect([...cache.holdersOf(ka.keyId)]).toEqual([KEY, "payments/graph-b"]);
+    expect([...memory.othersOn(ka.keyId, "payments/graph-b")]).toEqual([]);
+    now += RELEASE_GRACE_MS - 1;
+    memory.forget(KEY); // found gone again (another reconcile of the name): the grace does not restart
+    expect(memory.releaseForgotten()).toBe(0);
+    now += 1;
+    expect(memory.releaseForgotten()).toBe(1);
+    expect([...cache.holdersOf(ka.keyId)]).toEqual(["payments/graph-b"]);
   });
 });
