@@ -58,6 +58,8 @@ export interface ScaleResult {
     /** Mean reconcile duration and count, from the operator's own histogram. */
     reconcileMeanMs: number;
     reconciles: number;
+    /** Mean latency of the operator's calls to the token service (its own histogram). */
+    tokenCallMeanMs: number;
     cdf: [number, number][];
   };
   restart?: {

@@ -411,13 +411,17 @@ async function runOne(n: number): Promise<ScaleResult> {
             (1000 * sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_sum", REQUESTS)) /
             Math.max(1, sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS)),
           reconciles: sumMetric(opMetrics, "controller_runtime_reconcile_time_seconds_count", REQUESTS),
+          tokenCallMeanMs:
+            (1000 * sumMetric(opMetrics, "apptoken_token_request_duration_seconds_sum")) /
+            Math.max(1, sumMetric(opMetrics, "apptoken_token_request_duration_seconds_count")),
           cdf: cdf(ttr),
         };
         say(
           n,
           `cold start: all Ready in ${(result.cold.allReadyMs / 1000).toFixed(1)} s ` +
             `(floor before: ${((floors[0]?.allReadyMs ?? NaN) / 1000).toFixed(1)} s), ${result.cold.tokenCalls} token calls, ` +
-            `${result.cold.writesTotal} writes`,
+            `${result.cold.writesTotal} writes; a reconcile took ${result.cold.reconcileMeanMs.toFixed(1)} ms ` +
+            `and a token call ${result.cold.tokenCallMeanMs.toFixed(1)} ms on average`,
         );
       }
 
