@@ -115,8 +115,7 @@ export class TokenCache {
     const now = this.clock.now();
     const key = this.keyState(keyId, now);
     key.lastUsedAt = now;
-    if (options.holder !== undefined && key.holders?.has(options.holder) !== true)
-      this.link(options.holder, key);
+    if (options.holder !== undefined) this.link(options.holder, key);
     if (options.refreshBeforeMs !== key.refreshBeforeMs) adoptRefreshBefore(key, options.refreshBeforeMs);
 
     const step = decideAcquire(key, now, options.force === true);
@@ -274,7 +273,7 @@ export class TokenCache {
    */
   hold(holder: string, keyId: string): { keyId: string; keyHash: string } {
     const key = this.keyState(keyId, this.clock.now());
-    if (key.holders?.has(holder) !== true) this.link(holder, key);
+    this.link(holder, key);
     key.keyHash ??= cacheKeyHash(key.keyId);
     return { keyId: key.keyId, keyHash: key.keyHash };
   }
@@ -345,7 +344,9 @@ export class TokenCache {
     return key;
   }
 
+  /** `holder` holds `key` (a Set lookup when it already does), and lets go of its previous key. */
   private link(holder: string, key: KeyState): void {
+    if (key.holders?.has(holder) === true) return;
     const previous = this.holders.get(holder);
     this.holders.set(holder, key);
     (key.holders ??= new Set()).add(holder);
