@@ -66,6 +66,7 @@ export class PersistedTokens {
 
   /** Hands the token out once; the cache owns it from then on. */
   take(namespace: string, keyHash: string): PersistedToken | undefined {
+    if (this.byHash.size === 0) return undefined; // the usual case once seeded: no key built
     const k = `${namespace}/${keyHash}`;
     const t = this.byHash.get(k);
     if (t) this.byHash.delete(k);

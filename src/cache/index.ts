@@ -2,6 +2,7 @@
 export { cacheKeyHash, cacheKeyId } from "./cache-key.js";
 export type { CacheKeyParts } from "./cache-key.js";
 export { TokenCache, DEFAULT_EXPIRY_SKEW_MS, DEFAULT_IDLE_EVICT_AFTER_MS } from "./token-cache.js";
+export type { HeldKey } from "./token-cache.js";
 export type {
   AcquireOptions,
   CacheStats,

@@ -61,6 +61,16 @@ export interface TokenCacheOptions {
   idleEvictAfterMs?: number | undefined;
 }
 
+/**
+ * A key as `hold` answers it: the holder's acquires go straight to the key (`acquireHeld`), with no
+ * lookup by id and no check of the holder, both done once by `hold`. `evicted` turns true when the
+ * key leaves the cache (swept while idle, or released): the holder must `hold` again.
+ */
+export interface HeldKey {
+  readonly keyId: string;
+  readonly evicted: boolean;
+}
+
 const NO_OPTIONS: AcquireOptions = Object.freeze({});
 const NO_HOLDERS: ReadonlySet<string> = new Set();
 
@@ -114,8 +124,31 @@ export class TokenCache {
   acquire(keyId: string, fetch: TokenFetch, options: AcquireOptions = NO_OPTIONS): Promise<AcquireResult> {
     const now = this.clock.now();
     const key = this.keyState(keyId, now);
-    key.lastUsedAt = now;
     if (options.holder !== undefined) this.link(options.holder, key);
+    return this.acquireKey(key, now, fetch, options);
+  }
+
+  /**
+   * `acquire` for a key that `hold(options.holder, …)` answered: the hit path then touches the key
+   * and nothing else (no Map or Set lookup). A key evicted since is looked up and held again.
+   */
+  acquireHeld(
+    held: HeldKey,
+    fetch: TokenFetch,
+    options: AcquireOptions & { holder: string },
+  ): Promise<AcquireResult> {
+    if (held.evicted) return this.acquire(held.keyId, fetch, options);
+    // Every HeldKey is a KeyState of this cache: `hold` is the only source of them.
+    return this.acquireKey(held as KeyState, this.clock.now(), fetch, options);
+  }
+
+  private acquireKey(
+    key: KeyState,
+    now: number,
+    fetch: TokenFetch,
+    options: AcquireOptions,
+  ): Promise<AcquireResult> {
+    key.lastUsedAt = now;
     if (options.refreshBeforeMs !== key.refreshBeforeMs) adoptRefreshBefore(key, options.refreshBeforeMs);
 
     const step = decideAcquire(key, now, options.force === true);
@@ -271,11 +304,11 @@ export class TokenCache {
    * evicted if nobody else holds it. Answers the cache's own copy of the key id and its hash, so
    * that every holder of a key points at one string of each.
    */
-  hold(holder: string, keyId: string): { keyId: string; keyHash: string } {
+  hold(holder: string, keyId: string): { keyId: string; keyHash: string; held: HeldKey } {
     const key = this.keyState(keyId, this.clock.now());
     this.link(holder, key);
     key.keyHash ??= cacheKeyHash(key.keyId);
-    return { keyId: key.keyId, keyHash: key.keyHash };
+    return { keyId: key.keyId, keyHash: key.keyHash, held: key };
   }
 
   /** The holders of `keyId` (empty when nobody holds it). */

@@ -67,7 +67,7 @@ import {
 } from "./force-refresh.js";
 import { noTokenOutcome, refusalOutcome, tokenOutcome, type Outcome } from "./outcomes.js";
 import type { RegistrationDirectory, UsableRegistration } from "./registrations/directory.js";
-import { RequestMemory, type RequestMemo } from "./request-memory.js";
+import { RequestMemory, type KeyedMemo, type RequestMemo } from "./request-memory.js";
 import { SecretWriter } from "./secret-writer.js";
 import { gatherRequest, resolveCredential } from "./snapshot.js";
 import { StatusWriter, knownStatus } from "./status-writer.js";
@@ -243,7 +243,7 @@ export class Reconciler {
     const { snap, registration, credential } = p;
     const { req, key } = snap;
     const ns = req.metadata.namespace;
-    const { keyId, keyHash } = this.linkKey(key, memo, p);
+    const { keyId, keyHash, held } = this.linkKey(key, memo, p);
     const distrusted = this.readBack.distrusted(keyId, ns, this.d.persisted.take(ns, keyHash));
     // A new generation may fix what made the last call fail (e.g. the scope): retry at once.
     if (memo.generation !== undefined && memo.generation !== req.metadata.generation)
@@ -280,10 +280,10 @@ export class Reconciler {
         credential: credential.credential,
         signal,
       });
-    const result = await this.d.cache.acquire(keyId, fetch, {
+    const result = await this.d.cache.acquireHeld(held, fetch, {
       force: before.action === "call" || distrusted,
       refreshBeforeMs,
-      // Held already since keyFor built the key; named again so that a key swept meanwhile is held again.
+      // Held since keyFor; named so that acquireHeld can hold it again, were it evicted meanwhile.
       holder: key,
     });
     this.count(memo, result);
@@ -303,7 +303,7 @@ export class Reconciler {
    * The request's cache key, rebuilt only when what it is made of changed; a rotated credential
    * hands the old key's token to the new one.
    */
-  private linkKey(key: string, memo: RequestMemo, p: Passed): { keyId: string; keyHash: string } {
+  private linkKey(key: string, memo: RequestMemo, p: Passed): KeyedMemo {
     return this.memory.keyFor(key, memo, p, this.handOver);
   }
 

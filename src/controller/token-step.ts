@@ -64,15 +64,21 @@ export class ReadBackTrust {
 
   /** True when a request of `ns` must not be served the cached token as it stands. */
   distrusted(keyId: string, ns: string, seed: PersistedToken | undefined): boolean {
+    // Without a token read back here, nothing to compare: no look at the cache (every reconcile
+    // in steady state comes this way).
+    if (seed === undefined) {
+      const vouched = this.vouchers.get(keyId);
+      return vouched !== undefined && !vouched.has(ns);
+    }
     const cached = this.cache.inspect(keyId)?.token;
-    if (seed && !cached) {
+    if (!cached) {
       this.cache.seed([{ keyId, token: seed }]);
       this.vouchers.set(keyId, new Set([ns]));
       return false;
     }
     const vouched = this.vouchers.get(keyId);
     if (!vouched || vouched.has(ns)) return false;
-    if (seed && cached && seed.accessToken === cached.accessToken) {
+    if (seed.accessToken === cached.accessToken) {
       vouched.add(ns);
       return false;
     }

@@ -684,6 +684,35 @@ describe("TokenCache: eviction keeps memory bounded", () => {
     expect(cache.stats()).toMatchObject({ keys: 0, holders: 0 });
   });
 
+  it("serves a holder through the key hold answered, the same as acquire by id", async () => {
+    const { cache, issue } = setup();
+    const { held } = cache.hold("payments/graph", KEY);
+    const first = await cache.acquireHeld(held, issue(), { holder: "payments/graph" });
+    expect(first.outcome).toBe("Fetched");
+    const again = await cache.acquireHeld(held, issue(), { holder: "payments/graph" });
+    expect(again.outcome).toBe("Hit");
+    expect(again.token).toBe(first.token);
+    expect(await cache.acquire(KEY, issue())).toMatchObject({ outcome: "Hit", token: first.token });
+    expect(cache.stats()).toMatchObject({ keys: 1, holders: 1, hits: 2, misses: 1 });
+  });
+
+  it("looks an evicted held key up again and holds it, and says it was evicted", async () => {
+    const { cache, issue, clock } = setup({ idleEvictAfterMs: HOUR });
+    const { held } = cache.hold("payments/graph", KEY);
+    await cache.acquireHeld(held, issue(), { holder: "payments/graph" });
+    clock.advance(2 * HOUR);
+    expect(cache.sweep()).toBe(1);
+    expect(held.evicted).toBe(true);
+    const after = await cache.acquireHeld(held, issue(), { holder: "payments/graph" });
+    // A new key: the evicted one's token went with it.
+    expect(after.outcome).toBe("Fetched");
+    expect([...cache.holdersOf(KEY)]).toEqual(["payments/graph"]);
+    const again = cache.hold("payments/graph", KEY);
+    expect(again.held).not.toBe(held);
+    expect(again.held.evicted).toBe(false);
+    expect(cache.stats()).toMatchObject({ keys: 1, holders: 1 });
+  });
+
   it("drops an evicted key's throttle state from the gauges", async () => {
     const { cache, clock } = setup();
     await cache.acquire(KEY, failing(throttled(clock.now() + MINUTE)), { holder: "payments/graph" });

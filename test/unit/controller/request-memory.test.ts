@@ -97,6 +97,21 @@ describe("RequestMemory.keyFor", () => {
     expect(next.keyId).toContain(other);
   });
 
+  it("holds the key again when the cache evicted it (idle), through a new handle", () => {
+    const obj = requestObject(1);
+    const first = memory.keyFor(KEY, memory.memoFor(KEY, obj), source(obj));
+    const firstHeld = first.held;
+    now += 25 * 60 * 60_000;
+    expect(cache.sweep()).toBe(1);
+    const again = memory.keyFor(KEY, memory.memoFor(KEY, obj), source(obj));
+    expect(again.held).not.toBe(firstHeld);
+    expect(again.held.evicted).toBe(false);
+    expect([...cache.holdersOf(again.keyId)]).toEqual([KEY]);
+    // The same parts: the key id is rebuilt (the cache no longer had it) and is the same.
+    expect(again.keyId).toBe(first.keyId);
+    expect(built).toHaveLength(2);
+  });
+
   it("builds the key again when the registration is updated, and keeps it when the key is the same", () => {
     const obj = requestObject(1);
     const first = keyOf(obj, source(obj));

@@ -1,10 +1,12 @@
 /**
  * fetchToken: what a failed call looks like to the cache and the status. The identity module's
  * errors pass as they are (their messages are written for a status); anything else is named by its
- * class only, whatever its message says.
+ * class only, whatever its message says. ReadBackTrust: which namespaces may be served a token read
+ * back from a Secret after a restart.
  */
 import { describe, expect, it } from "vitest";
-import { fetchToken, type TokenCall } from "../../../src/controller/token-step.js";
+import { TokenCache, unlimited } from "../../../src/cache/index.js";
+import { ReadBackTrust, fetchToken, type TokenCall } from "../../../src/controller/token-step.js";
 import { PermanentError, TransientError } from "../../../src/identity/errors.js";
 import { Metrics } from "../../../src/observability/metrics.js";
 
@@ -54,5 +56,60 @@ describe("fetchToken", () => {
   it("names a thrown non-Error by its type", async () => {
     const { error } = await failure("client_secret=s3cr3t-value");
     expect((error as TransientError).message).toBe("unexpected failure while requesting a token (string)");
+  });
+});
+
+describe("ReadBackTrust", () => {
+  const KEY = "login.microsoftonline.com/|contoso|app|scope|sha256:x";
+  const HOUR = 3_600_000;
+  const persisted = (accessToken: string) => ({
+    accessToken,
+    tokenType: "Bearer",
+    issuedAt: 0,
+    expiresAt: 2 * HOUR,
+    refreshAt: HOUR,
+  });
+
+  function setup() {
+    const clock = { now: () => 1_000 };
+    const cache = new TokenCache({ clock, limiter: unlimited });
+    let inspections = 0;
+    const inspect: TokenCache["inspect"] = (keyId) => {
+      inspections++;
+      return cache.inspect(keyId);
+    };
+    const trust = new ReadBackTrust({ inspect, seed: (e) => cache.seed(e) }, clock);
+    return { trust, cache, inspections: () => inspections };
+  }
+
+  it("seeds the cache from the first namespace's Secret, and trusts that namespace", () => {
+    const { trust, cache } = setup();
+    expect(trust.distrusted(KEY, "payments", persisted("t1"))).toBe(false);
+    expect(cache.inspect(KEY)?.token?.accessToken).toBe("t1");
+    expect(trust.distrusted(KEY, "payments", undefined)).toBe(false);
+  });
+
+  it.each([
+    ["holds no Secret of its own yet", undefined, true],
+    ["holds another token (planted, or older)", persisted("planted"), true],
+    ["holds the very same token", persisted("t1"), false],
+  ])("distrusts the seeded token for another namespace that %s", (_, seed, distrusted) => {
+    const { trust } = setup();
+    trust.distrusted(KEY, "payments", persisted("t1"));
+    expect(trust.distrusted(KEY, "billing", seed)).toBe(distrusted);
+  });
+
+  it("trusts every namespace once the key fetched a token of its own", () => {
+    const { trust } = setup();
+    trust.distrusted(KEY, "payments", persisted("t1"));
+    trust.fetched(KEY);
+    expect(trust.distrusted(KEY, "billing", undefined)).toBe(false);
+    expect(trust.distrusted(KEY, "billing", persisted("planted"))).toBe(false);
+  });
+
+  it("does not look at the cache when no token was read back (every steady-state reconcile)", () => {
+    const { trust, inspections } = setup();
+    for (let i = 0; i < 3; i++) expect(trust.distrusted(KEY, "payments", undefined)).toBe(false);
+    expect(inspections()).toBe(0);
   });
 });
