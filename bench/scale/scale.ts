@@ -356,7 +356,7 @@ async function runOne(n: number): Promise<ScaleResult> {
       {
         const port = await freePort();
         const op = await startOperator(cp.kubeconfigPath, "baseline", port);
-        await op.waitForLog("caches synced; reconciling", 60_000);
+        await op.waitForLog("tokens read back; reconciling", 60_000);
         await sleep(2000);
         const mem = await settledMemory(op, port);
         result.baseline = mem;
@@ -392,7 +392,7 @@ async function runOne(n: number): Promise<ScaleResult> {
         const keys = [...ready.readyAt.keys()].filter((k) => k.startsWith("bench-"));
         const ttr = keys.map((k) => ready.readyAt.get(k)! - op.startedAt);
         const startedLog = op.logTime("apptoken-operator starting");
-        const syncedLog = op.logTime("caches synced; reconciling");
+        const syncedLog = op.logTime("caches synced");
         const sample = op.watcher.sample();
         result.cold = {
           allReadyMs: allReady - op.startedAt,
@@ -453,7 +453,7 @@ async function runOne(n: number): Promise<ScaleResult> {
         const sample = op.watcher.sample();
         result.restart = {
           reverifiedMs: reverifiedAt ? reverifiedAt - op.startedAt : Number.NaN,
-          syncedMs: (op.logTime("caches synced; reconciling") ?? Number.NaN) - op.startedAt,
+          syncedMs: (op.logTime("caches synced") ?? Number.NaN) - op.startedAt,
           cacheHits: hits,
           tokenCalls: service.requests(),
           writes: toObject(writes),

@@ -1,11 +1,11 @@
 /**
  * Wires watch -> queue -> reconcile. Informers run on every replica (a standby keeps its caches
- * warm and keeps reading the tokens the leader writes, so a takeover makes no calls for fresh
- * tokens); only the leader runs the workers.
+ * warm); only the leader runs the workers, after reading the tokens back from the managed Secrets
+ * (hydration), so that a restart or a takeover makes no calls for fresh tokens.
  */
 import type { Logger } from "pino";
 import type { Clock } from "../clock.js";
-import { PersistedTokens, persistedTokenFromSecret } from "../cache/hydration.js";
+import { PersistedTokens } from "../cache/hydration.js";
 import type { TokenCache } from "../cache/index.js";
 import type { AuthorityPolicy, TokenClient } from "../identity/index.js";
 import type { KubeApiClient } from "../kube/api-client.js";
@@ -21,12 +21,7 @@ import {
   createRegistrationInformer,
 } from "../kube/operator-informers.js";
 import type { SecretProjection } from "../kube/projections.js";
-import {
-  APP_REF_INDEX,
-  CREDENTIAL_SECRET_INDEX,
-  appRefKeys,
-  controllerOwnerKey,
-} from "../kube/request-indexes.js";
+import { APP_REF_INDEX, CREDENTIAL_SECRET_INDEX, appRefKeys } from "../kube/request-indexes.js";
 import type { KubeTransport } from "../kube/transport.js";
 import type { KubeObject, RawObject } from "../kube/types.js";
 import { WorkQueue, type Priority } from "../kube/work-queue.js";
@@ -35,6 +30,7 @@ import { registerGauges, workQueueMetrics } from "./controller-metrics.js";
 import { CredentialResolver } from "./credential-resolver.js";
 import { neverSynced, refOf, registerHandlers } from "./event-handlers.js";
 import { requestForInformer, secretForInformer } from "./informer-objects.js";
+import { readTokensBack } from "./read-back.js";
 import { Reconciler } from "./reconcile.js";
 import { RegistrationDirectory } from "./registrations/directory.js";
 import { RegistrationReconciler } from "./registrations/registration-reconcile.js";
@@ -76,15 +72,16 @@ export class AppTokenController {
   readonly reconciler: Reconciler;
   readonly registrationReconciler: RegistrationReconciler;
   private readonly directory: RegistrationDirectory;
+  /** Tokens read back from the managed Secrets when leadership starts, until requests claim them. */
   private readonly persisted = new PersistedTokens();
-  /** True until this replica starts reconciling: until then it reads tokens back from Secrets. */
-  private collecting = true;
+  private readonly kubeLog: KubeLogger;
   private leading = false;
 
   constructor(private readonly o: ControllerOptions) {
     // pino's (object, message) signature is what src/kube expects.
     const kubeLog: KubeLogger = o.log.child({ component: "kube" });
-    const namespaces = o.namespaces.length ? o.namespaces : undefined;
+    this.kubeLog = kubeLog;
+    const namespaces = this.servedNamespaces();
     this.requests = createAppTokenRequestInformer({
       transport: o.transport,
       namespaces,
@@ -95,10 +92,7 @@ export class AppTokenController {
       transport: o.transport,
       namespaces,
       log: kubeLog,
-      transform: (raw) => {
-        this.collectPersisted(raw);
-        return secretForInformer(raw, (key) => this.requests.getByKey(key));
-      },
+      transform: (raw) => secretForInformer(raw, (key) => this.requests.getByKey(key)),
     });
     this.appRegistrations = createRegistrationInformer("AppRegistration", {
       transport: o.transport,
@@ -130,15 +124,6 @@ export class AppTokenController {
       countChanged: (obj) => this.countChanged(obj),
     });
     registerGauges(this, { ...o, leading: () => this.leading });
-  }
-
-  /** Until this replica reconciles, the tokens in managed Secrets are kept to seed its cache. */
-  private collectPersisted(raw: RawObject): void {
-    // Only Secrets a request controls: a bare label is not proof the operator wrote it.
-    if (this.collecting && controllerOwnerKey(raw)) {
-      const persisted = persistedTokenFromSecret(raw, this.o.clock.now());
-      if (persisted) this.persisted.add(raw.metadata.namespace ?? "", persisted.keyHash, persisted.token);
-    }
   }
 
   private createCredentialSecrets(
@@ -254,21 +239,41 @@ export class AppTokenController {
 
   /**
    * Reconciles until `signal` aborts (leadership lost or shutdown), then drains in-flight work.
-   * Every request is queued once at the start; fresh ones cost a cache hit (seeded from their
+   * First the caches sync and, beside them, the tokens are read back from the managed Secrets
+   * (hydration); then every request is queued once: fresh ones cost a cache hit (seeded from their
    * Secret) and no write.
    */
   async lead(signal: AbortSignal): Promise<void> {
+    const readingBack = readTokensBack(
+      {
+        transport: this.o.transport,
+        namespaces: this.servedNamespaces(),
+        clock: this.o.clock,
+        log: this.kubeLog,
+      },
+      this.persisted,
+      signal,
+    );
     if (!(await this.startWatching(signal))) return;
+    const syncedAt = this.o.clock.now();
+    this.o.log.info(
+      { requests: this.requests.size, managedSecrets: this.managedSecrets.size },
+      "caches synced",
+    );
+    const readBack = await readingBack;
+    if (signal.aborted) return;
     this.o.log.info(
       {
-        requests: this.requests.size,
-        managedSecrets: this.managedSecrets.size,
-        persistedTokens: this.persisted.size,
+        secrets: readBack.secrets,
+        tokens: readBack.tokens,
+        keys: this.persisted.size,
+        complete: readBack.complete,
+        // How long the first reconcile waited for hydration once the caches were synced.
+        waitedMs: this.o.clock.now() - syncedAt,
       },
-      "caches synced; reconciling",
+      "tokens read back; reconciling",
     );
     this.leading = true;
-    this.collecting = false;
     for (const key of this.requests.keys())
       this.enqueue(key, neverSynced(this.requests.getByKey(key)) ? "high" : "low");
     this.queue.run((key, s) => this.reconciler.reconcile(key, s), { concurrency: this.o.concurrency });
@@ -293,6 +298,10 @@ export class AppTokenController {
     ]);
     this.leading = false;
     this.o.log.info({ drained }, "stopped reconciling");
+  }
+
+  private servedNamespaces(): readonly string[] | undefined {
+    return this.o.namespaces.length ? this.o.namespaces : undefined;
   }
 
   async stop(): Promise<void> {

@@ -34,7 +34,7 @@ describe("restart without a storm", () => {
     const op = await s.startOperator();
     // Every request gets re-verified (a cache hit seeded from its Secret) ...
     await eventually(async () => {
-      const lines = op.logs().filter((l) => l.msg === "caches synced; reconciling");
+      const lines = op.logs().filter((l) => l.msg === "tokens read back; reconciling");
       return lines.length > 0 ? lines[0] : undefined;
     }, "the restarted operator to start reconciling");
     await eventually(
