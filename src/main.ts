@@ -74,6 +74,7 @@ async function wire(config: Config, log: Logger): Promise<Operator> {
     qps: config.kubeApiQps,
     burst: config.kubeApiBurst,
     onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }),
+    onAnswered: (verb, resource, seconds) => metrics.kubeRequestDuration.observe({ verb, resource }, seconds),
     mayWrite: () => !config.leaderElect || lease.elector?.holdsLease() === true,
   });
   const authority: AuthorityPolicy = {

@@ -35,6 +35,8 @@ export interface FloorJob {
 export interface FloorResult {
   startedAt: number;
   endedAt: number;
+  /** Mean latency of its writes, from send to answer (the operator's rest_client_request_duration). */
+  writeMeanMs: number;
 }
 
 export async function runFloor(o: {
@@ -47,7 +49,18 @@ export async function runFloor(o: {
   qps: number;
   burst: number;
 }): Promise<FloorResult> {
-  const api = new KubeApiClient({ transport: o.transport, clock: systemClock, qps: o.qps, burst: o.burst });
+  let writeSeconds = 0;
+  let written = 0;
+  const api = new KubeApiClient({
+    transport: o.transport,
+    clock: systemClock,
+    qps: o.qps,
+    burst: o.burst,
+    onAnswered: (_verb, _resource, seconds) => {
+      writeSeconds += seconds;
+      written++;
+    },
+  });
   const startedAt = Date.now();
   await pool(o.requests.length, o.concurrency, async (i) => {
     const req = o.requests[i] as unknown as AppTokenRequest;
@@ -84,5 +97,5 @@ export async function runFloor(o: {
       ),
     );
   });
-  return { startedAt, endedAt: Date.now() };
+  return { startedAt, endedAt: Date.now(), writeMeanMs: (1000 * writeSeconds) / Math.max(1, written) };
 }

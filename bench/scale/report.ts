@@ -27,6 +27,8 @@ export interface FloorRun {
   clientCpuSeconds: number;
   apiserverCpuSeconds: number;
   etcdCpuSeconds: number;
+  /** Mean latency of its Secret creates and status patches, from send to answer. */
+  writeMeanMs: number;
   cdf: [number, number][];
 }
 
@@ -60,6 +62,12 @@ export interface ScaleResult {
     reconciles: number;
     /** Mean latency of the operator's calls to the token service (its own histogram). */
     tokenCallMeanMs: number;
+    /** GC time (all threads; major: mark-compact) and the event loop's p99 lag, from its own metrics. */
+    gcSeconds: number;
+    gcMajorSeconds: number;
+    eventLoopLagP99Ms: number;
+    /** Mean latency of its Secret creates and status patches (rest_client_request_duration_seconds). */
+    writeMeanMs: number;
     cdf: [number, number][];
   };
   restart?: {

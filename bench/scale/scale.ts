@@ -171,6 +171,7 @@ const NO_FLOOR: FloorRun = {
   clientCpuSeconds: Number.NaN,
   apiserverCpuSeconds: Number.NaN,
   etcdCpuSeconds: Number.NaN,
+  writeMeanMs: Number.NaN,
   cdf: [],
 };
 
@@ -330,9 +331,13 @@ async function runOne(n: number): Promise<ScaleResult> {
           clientCpuSeconds: watcher.last?.cpuSeconds ?? Number.NaN,
           apiserverCpuSeconds: cpu1.apiserver - cpu0.apiserver,
           etcdCpuSeconds: cpu1.etcd - cpu0.etcd,
+          writeMeanMs: run.writeMeanMs,
           cdf: cdf(ttr),
         };
-        say(n, `floor (${label}): all Ready in ${(f.allReadyMs / 1000).toFixed(1)} s`);
+        say(
+          n,
+          `floor (${label}): all Ready in ${(f.allReadyMs / 1000).toFixed(1)} s; a write took ${f.writeMeanMs.toFixed(1)} ms on average`,
+        );
         return f;
       });
     const floorRuns = env.BENCH_FLOOR === "0" ? 0 : env.BENCH_FLOOR === "once" ? 1 : 2;
@@ -414,6 +419,11 @@ async function runOne(n: number): Promise<ScaleResult> {
           tokenCallMeanMs:
             (1000 * sumMetric(opMetrics, "apptoken_token_request_duration_seconds_sum")) /
             Math.max(1, sumMetric(opMetrics, "apptoken_token_request_duration_seconds_count")),
+          // The operator's own pauses: what GC took (all threads), and how late its event loop ran.
+          gcSeconds: sumMetric(opMetrics, "nodejs_gc_duration_seconds_sum"),
+          gcMajorSeconds: sumMetric(opMetrics, "nodejs_gc_duration_seconds_sum", { kind: "major" }),
+          eventLoopLagP99Ms: 1000 * sumMetric(opMetrics, "nodejs_eventloop_lag_p99_seconds"),
+          writeMeanMs: meanOfWrites(opMetrics),
           cdf: cdf(ttr),
         };
         say(
@@ -421,7 +431,9 @@ async function runOne(n: number): Promise<ScaleResult> {
           `cold start: all Ready in ${(result.cold.allReadyMs / 1000).toFixed(1)} s ` +
             `(floor before: ${((floors[0]?.allReadyMs ?? NaN) / 1000).toFixed(1)} s), ${result.cold.tokenCalls} token calls, ` +
             `${result.cold.writesTotal} writes; a reconcile took ${result.cold.reconcileMeanMs.toFixed(1)} ms ` +
-            `and a token call ${result.cold.tokenCallMeanMs.toFixed(1)} ms on average`,
+            `and a token call ${result.cold.tokenCallMeanMs.toFixed(1)} ms on average; GC took ` +
+            `${result.cold.gcSeconds.toFixed(1)} s (major ${result.cold.gcMajorSeconds.toFixed(1)} s), ` +
+            `event-loop lag p99 ${result.cold.eventLoopLagP99Ms.toFixed(0)} ms; a write took ${result.cold.writeMeanMs.toFixed(1)} ms`,
         );
       }
 
@@ -739,3 +751,18 @@ main().catch((e: unknown) => {
   process.stderr.write(`[bench-scale] failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 });
+
+/** Mean latency of the operator's Secret creates and status patches, from its own histogram. */
+function meanOfWrites(metrics: string): number {
+  const series = [
+    { verb: "create", resource: "secrets" },
+    { verb: "patch", resource: "apptokenrequests/status" },
+  ];
+  let seconds = 0;
+  let count = 0;
+  for (const labels of series) {
+    seconds += sumMetric(metrics, "rest_client_request_duration_seconds_sum", labels);
+    count += sumMetric(metrics, "rest_client_request_duration_seconds_count", labels);
+  }
+  return (1000 * seconds) / Math.max(1, count);
+}

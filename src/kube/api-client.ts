@@ -3,6 +3,7 @@
  * bucket (--kube-api-qps / --kube-api-burst, as client-go's rest.Config QPS/Burst) and counted by
  * verb and resource for metrics and the benchmarks. Watches are not paced, as in client-go.
  */
+import { performance } from "node:perf_hooks";
 import type { Clock } from "../clock.js";
 import { TokenBucket } from "../rate/token-bucket.js";
 import {
@@ -24,6 +25,8 @@ export interface KubeApiClientOptions {
   burst: number;
   timers?: TimerScheduler;
   onWrite?: (verb: string, resource: string) => void;
+  /** Each request's latency once answered (or failed), rate-limit wait excluded. */
+  onAnswered?: (verb: string, resource: string, seconds: number) => void;
   /**
    * Asked right before each write is sent (after any rate-limit wait); false refuses the write
    * with WriteRefusedError. With leader election: whether the lease is still surely held.
@@ -67,7 +70,14 @@ export class KubeApiClient {
       if (this.o.mayWrite && !this.o.mayWrite()) throw new WriteRefusedError(verb, resource);
       this.o.onWrite?.(verb, resource);
     }
-    return this.o.transport.request<T>(req);
+    const { onAnswered } = this.o;
+    if (onAnswered === undefined) return this.o.transport.request<T>(req);
+    const sent = performance.now();
+    try {
+      return await this.o.transport.request<T>(req);
+    } finally {
+      onAnswered(verb, resource, (performance.now() - sent) / 1000);
+    }
   }
 
   getSecret(namespace: string, name: string, signal?: AbortSignal): Promise<RawObject> {

@@ -157,6 +157,13 @@ export class Metrics {
     labelNames: ["verb", "resource"] as const,
     registers: [this.registry],
   });
+  readonly kubeRequestDuration = new Histogram({
+    name: "rest_client_request_duration_seconds",
+    help: "Latency of the operator's requests to the Kubernetes API (watches excepted), from send to answer, by verb and resource",
+    labelNames: ["verb", "resource"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly requests = new Gauge({
     name: "apptoken_requests",
     help: "AppTokenRequests by the status and reason of a condition (Ready), as the operator's cache sees them",

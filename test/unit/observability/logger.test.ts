@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../../../src/observability/logger.js";
+import { createLogger, redactSensitive } from "../../../src/observability/logger.js";
 
 function capture(): { sink: Writable; lines: () => Record<string, unknown>[] } {
   let out = "";
@@ -64,5 +64,55 @@ describe("the logger", () => {
     for (const s of secrets) expect(out).not.toContain(s);
     expect(out).not.toContain("c2VjcmV0");
     expect(out).toContain("[redacted]");
+  });
+
+  it("redacts a child's bindings too", () => {
+    const { sink, lines } = capture();
+    const log = createLogger({ level: "info", format: "json", destination: sink });
+    log
+      .child({ component: "identity", clientSecret: "bound-secret" })
+      .info({ items: [{ token: "t-in-array" }] }, "x");
+    const [line] = lines();
+    expect(line).toMatchObject({
+      component: "identity",
+      clientSecret: "[redacted]",
+      items: [{ token: "[redacted]" }],
+    });
+    expect(JSON.stringify(line)).not.toMatch(/bound-secret|t-in-array/);
+    log.child({ component: "kube" }).child({ request: { token: "grandchild-token" } }).info("y");
+    expect(lines()[1]).toMatchObject({ component: "kube", request: { token: "[redacted]" } });
+    expect(JSON.stringify(lines()[1])).not.toContain("grandchild-token");
+  });
+});
+
+describe("redactSensitive", () => {
+  it("hands back the very object when it holds nothing sensitive (no copy per line)", () => {
+    const line = { request: "ns/a", ready: "True", status: { reason: "TokenIssued" }, list: [1, { a: 2 }] };
+    expect(redactSensitive(line)).toBe(line);
+  });
+
+  it("copies only what it censors, and never changes the caller's object", () => {
+    const nested = { kept: { n: 1 } };
+    const line = { request: "ns/a", credential: { privateKey: "pem", kind: "certificate" }, nested };
+    const out = redactSensitive(line);
+    expect(out).toEqual({
+      request: "ns/a",
+      credential: { privateKey: "[redacted]", kind: "certificate" },
+      nested,
+    });
+    expect(out.nested).toBe(nested);
+    expect(line.credential.privateKey).toBe("pem");
+  });
+
+  it("looks three levels down, as far as the operator logs", () => {
+    const out = redactSensitive({ a: { b: { password: "p3" } }, c: { d: { e: { password: "p4" } } } });
+    expect(out.a.b.password).toBe("[redacted]");
+    expect(out.c.d.e.password).toBe("p4");
+  });
+
+  it("leaves fields that are absent absent, and Errors to pino's serializer", () => {
+    const err = new Error("boom");
+    const line = { token: undefined, err };
+    expect(redactSensitive(line)).toBe(line);
   });
 });
