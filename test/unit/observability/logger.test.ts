@@ -79,7 +79,10 @@ describe("the logger", () => {
       items: [{ token: "[redacted]" }],
     });
     expect(JSON.stringify(line)).not.toMatch(/bound-secret|t-in-array/);
-    log.child({ component: "kube" }).child({ request: { token: "grandchild-token" } }).info("y");
+    log
+      .child({ component: "kube" })
+      .child({ request: { token: "grandchild-token" } })
+      .info("y");
     expect(lines()[1]).toMatchObject({ component: "kube", request: { token: "[redacted]" } });
     expect(JSON.stringify(lines()[1])).not.toContain("grandchild-token");
   });
