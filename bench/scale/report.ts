@@ -29,6 +29,8 @@ export interface FloorRun {
   etcdCpuSeconds: number;
   /** Mean latency of its Secret creates and status patches, from send to answer. */
   writeMeanMs: number;
+  /** The API server's own time on those writes (its apiserver_request_duration_seconds). */
+  serverWriteMeanMs: number;
   cdf: [number, number][];
 }
 
@@ -68,6 +70,7 @@ export interface ScaleResult {
     eventLoopLagP99Ms: number;
     /** Mean latency of its Secret creates and status patches (rest_client_request_duration_seconds). */
     writeMeanMs: number;
+    serverWriteMeanMs: number;
     cdf: [number, number][];
   };
   restart?: {
