@@ -20,62 +20,24 @@ import type { KeyState } from "./key-state.js";
 import type { CallLimiter } from "../rate/token-bucket.js";
 import { adoptRefreshBefore, replaceRefreshAt, seedKeys, storeToken } from "./token-entry.js";
 import type { SeedEntry, SeedReport } from "./token-entry.js";
+import {
+  DEFAULT_EXPIRY_SKEW_MS,
+  DEFAULT_IDLE_EVICT_AFTER_MS,
+  type AcquireOptions,
+  type HeldKey,
+  type TokenCacheOptions,
+  type TokenFetch,
+} from "./token-cache-options.js";
 import type { TokenResponse } from "./token-response.js";
 
 export type { CacheStats, KeyInspection } from "./cache-stats.js";
 export type { PersistedToken, SeedEntry, SeedReport } from "./token-entry.js";
 
-/** Calls the token service for one key; throws the identity module's error classes. */
-export type TokenFetch = () => Promise<TokenResponse>;
-
-export interface AcquireOptions {
-  /**
-   * The force-refresh annotation: skip freshness (not backoff, Retry-After or the global limit). A
-   * call it causes that produces a token is remembered as the key's `forcedAt`.
-   */
-  force?: boolean | undefined;
-  /** The spec's refreshBefore, ms. */
-  refreshBeforeMs?: number | undefined;
-  /**
-   * Who uses the key, e.g. the request's "namespace/name": the same as `hold(holder, keyId)` before
-   * the acquire (a Set lookup when it already holds it). A holder moving to another key (spec
-   * change) or `release(holder)` (request deleted) evicts a key nobody holds any more. Without
-   * holders, keys leave only through `sweep`.
-   */
-  holder?: string | undefined;
-}
-
-export interface TokenCacheOptions {
-  clock: Clock;
-  /** The global limit on calls to the token service, usually a TokenBucket. */
-  limiter: CallLimiter;
-  /** [0, 1) source for jitter; Math.random by default, seeded in tests. */
-  random?: (() => number) | undefined;
-  /**
-   * Allowance for clocks disagreeing (ours, Entra's, the consumers'): a token is not handed out in its
-   * last `expirySkewMs`. Default 30 s.
-   */
-  expirySkewMs?: number | undefined;
-  backoff?: Partial<BackoffPolicies> | undefined;
-  /** `sweep()` evicts keys nobody acquired for this long. Default 24 h (longer than any refresh interval). */
-  idleEvictAfterMs?: number | undefined;
-}
-
-/**
- * A key as `hold` answers it: the holder's acquires go straight to the key (`acquireHeld`), with no
- * lookup by id and no check of the holder, both done once by `hold`. `evicted` turns true when the
- * key leaves the cache (swept while idle, or released): the holder must `hold` again.
- */
-export interface HeldKey {
-  readonly keyId: string;
-  readonly evicted: boolean;
-}
+export { DEFAULT_EXPIRY_SKEW_MS, DEFAULT_IDLE_EVICT_AFTER_MS } from "./token-cache-options.js";
+export type { AcquireOptions, HeldKey, TokenCacheOptions, TokenFetch } from "./token-cache-options.js";
 
 const NO_OPTIONS: AcquireOptions = Object.freeze({});
 const NO_HOLDERS: ReadonlySet<string> = new Set();
-
-export const DEFAULT_EXPIRY_SKEW_MS = 30_000;
-export const DEFAULT_IDLE_EVICT_AFTER_MS = 24 * 60 * 60_000;
 
 /**
  * One token per cache key: O(1) lookup in a Map, single flight per key, per-key
@@ -197,7 +159,12 @@ export class TokenCache {
         key.misses++;
         this.totals.misses++;
         this.totals.inflight++;
-        const flight = this.fly(key, fetch, options.refreshBeforeMs, options.force === true);
+        const flight = this.fly(
+          key,
+          this.source(key.keyId, fetch, options),
+          options.refreshBeforeMs,
+          options.force === true,
+        );
         key.inflight = flight;
         const error = await flight;
         // The fleet tier answered from its shared store: a hit, not a call to the token service.
@@ -213,6 +180,15 @@ export class TokenCache {
         return resultAfterCall(key, outcome, !shared, error, this.clock.now());
       }
     }
+  }
+
+  /**
+   * Where a call for `keyId` gets its token: `fetch` (the token service). A subclass may put a tier
+   * in front (the fleet's shared store); both `acquire` and `acquireHeld` come through here, and
+   * only when the key does call.
+   */
+  protected source(_keyId: string, fetch: TokenFetch, _options: AcquireOptions): TokenFetch {
+    return fetch;
   }
 
   /** Runs one call and records its outcome; every acquire of the key in the meantime awaits this. */

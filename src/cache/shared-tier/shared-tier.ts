@@ -14,7 +14,6 @@ import { UNTIMED_THROTTLE_BACKOFF } from "../backoff.js";
 import { latestRefreshAt, refreshSchedule } from "../refresh-schedule.js";
 import type { TokenCacheOptions, TokenFetch, AcquireOptions } from "../token-cache.js";
 import { TokenCache } from "../token-cache.js";
-import type { AcquireResult } from "../acquire-result.js";
 import type { TokenResponse } from "../token-response.js";
 import { SealError, addressOf, openToken, sealToken, type FleetKeys } from "./sealed-token.js";
 import { DEFAULT_LOCK_TIMINGS, lockedCall, type LockTimings, type LockedCallOutcome } from "./shared-lock.js";
@@ -320,8 +319,8 @@ export class SharedTierTokenCache extends TokenCache {
     super(options);
   }
 
-  override acquire(keyId: string, fetch: TokenFetch, options?: AcquireOptions): Promise<AcquireResult> {
-    return super.acquire(keyId, () => this.tier.fetch(keyId, fetch, options), options);
+  protected override source(keyId: string, fetch: TokenFetch, options: AcquireOptions): TokenFetch {
+    return () => this.tier.fetch(keyId, fetch, options);
   }
 }
 

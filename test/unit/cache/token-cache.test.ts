@@ -713,6 +713,26 @@ describe("TokenCache: eviction keeps memory bounded", () => {
     expect(cache.stats()).toMatchObject({ keys: 1, holders: 1 });
   });
 
+  it("takes every call, by id or through a held key, from the source a subclass puts in front", async () => {
+    const sourced: string[] = [];
+    class Tiered extends TokenCache {
+      protected override source(keyId: string, fetch: TokenFetch): TokenFetch {
+        return () => {
+          sourced.push(keyId);
+          return fetch();
+        };
+      }
+    }
+    const { clock, issue } = setup();
+    const cache = new Tiered({ clock, limiter: unlimited });
+    const { held } = cache.hold("payments/graph", KEY);
+    expect((await cache.acquireHeld(held, issue(), { holder: "payments/graph" })).outcome).toBe("Fetched");
+    expect((await cache.acquire(OTHER_KEY, issue())).outcome).toBe("Fetched");
+    // A hit does not ask the source.
+    expect((await cache.acquireHeld(held, issue(), { holder: "payments/graph" })).outcome).toBe("Hit");
+    expect(sourced).toEqual([KEY, OTHER_KEY]);
+  });
+
   it("drops an evicted key's throttle state from the gauges", async () => {
     const { cache, clock } = setup();
     await cache.acquire(KEY, failing(throttled(clock.now() + MINUTE)), { holder: "payments/graph" });
