@@ -60,3 +60,12 @@ export function asTokenError(e: unknown): TokenAcquisitionError {
     cause: e,
   });
 }
+
+/** The key's failures are forgotten: no backoff, no streak, no last error (its throttle is the caller's). */
+export function clearFailures(key: KeyState): void {
+  key.retryAt = Number.NEGATIVE_INFINITY;
+  key.consecutiveFailures = 0;
+  key.streakKind = undefined;
+  key.streak = 0;
+  key.lastError = undefined;
+}

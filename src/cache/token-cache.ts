@@ -14,7 +14,8 @@ import { DEFAULT_BACKOFF_POLICIES } from "./backoff.js";
 import type { BackoffPolicies } from "./backoff.js";
 import { cacheStats, countThrottle, inspectKey, newCacheTotals, setThrottle } from "./cache-stats.js";
 import type { CacheStats, CacheTotals, KeyInspection } from "./cache-stats.js";
-import { asTokenError, noteFailure } from "./call-failure.js";
+import { asTokenError, clearFailures, noteFailure } from "./call-failure.js";
+import { KeyHolders } from "./key-holders.js";
 import { NO_THROTTLE, newKeyState } from "./key-state.js";
 import type { KeyState } from "./key-state.js";
 import type { CallLimiter } from "../rate/token-bucket.js";
@@ -54,8 +55,10 @@ const NO_HOLDERS: ReadonlySet<string> = new Set();
  */
 export class TokenCache {
   private readonly keys = new Map<string, KeyState>();
-  /** holder -> the key it holds; each key's `holders` Set is the other direction. */
-  private readonly holders = new Map<string, KeyState>();
+  private readonly holders = new KeyHolders((key) => {
+    // Nobody holds it any more: gone now, or once the call in flight lands.
+    if (key.inflight === undefined) this.evict(key);
+  });
   private readonly clock: Clock;
   private readonly limiter: CallLimiter;
   private readonly random: () => number;
@@ -86,7 +89,7 @@ export class TokenCache {
   acquire(keyId: string, fetch: TokenFetch, options: AcquireOptions = NO_OPTIONS): Promise<AcquireResult> {
     const now = this.clock.now();
     const key = this.keyState(keyId, now);
-    if (options.holder !== undefined) this.link(options.holder, key);
+    if (options.holder !== undefined) this.holders.link(options.holder, key);
     return this.acquireKey(key, now, fetch, options);
   }
 
@@ -252,11 +255,7 @@ export class TokenCache {
     const key = this.keys.get(keyId);
     if (key === undefined || key.throttle === NO_THROTTLE) return false;
     if (key.throttle.state === "Throttled" && this.clock.now() < key.retryAt) return false;
-    key.retryAt = Number.NEGATIVE_INFINITY;
-    key.consecutiveFailures = 0;
-    key.streakKind = undefined;
-    key.streak = 0;
-    key.lastError = undefined;
+    clearFailures(key);
     setThrottle(this.totals, key, NO_THROTTLE);
     return true;
   }
@@ -282,7 +281,7 @@ export class TokenCache {
    */
   hold(holder: string, keyId: string): { keyId: string; keyHash: string; held: HeldKey } {
     const key = this.keyState(keyId, this.clock.now());
-    this.link(holder, key);
+    this.holders.link(holder, key);
     key.keyHash ??= cacheKeyHash(key.keyId);
     return { keyId: key.keyId, keyHash: key.keyHash, held: key };
   }
@@ -297,11 +296,7 @@ export class TokenCache {
    * flight, if any, lands). Returns whether the holder was known.
    */
   release(holder: string): boolean {
-    const key = this.holders.get(holder);
-    if (key === undefined) return false;
-    this.holders.delete(holder);
-    this.unref(key, holder);
-    return true;
+    return this.holders.release(holder);
   }
 
   /**
@@ -313,8 +308,7 @@ export class TokenCache {
     let evicted = 0;
     for (const key of this.keys.values()) {
       if (key.lastUsedAt < cutoff && key.inflight === undefined) {
-        for (const holder of key.holders ?? NO_HOLDERS) this.holders.delete(holder);
-        key.holders = undefined;
+        this.holders.detach(key);
         this.evict(key);
         evicted++;
       }
@@ -351,24 +345,6 @@ export class TokenCache {
       this.keys.set(keyId, key);
     }
     return key;
-  }
-
-  /** `holder` holds `key` (a Set lookup when it already does), and lets go of its previous key. */
-  private link(holder: string, key: KeyState): void {
-    if (key.holders?.has(holder) === true) return;
-    const previous = this.holders.get(holder);
-    this.holders.set(holder, key);
-    (key.holders ??= new Set()).add(holder);
-    key.released = false;
-    if (previous !== undefined && previous !== key) this.unref(previous, holder);
-  }
-
-  private unref(key: KeyState, holder: string): void {
-    key.holders?.delete(holder);
-    if (key.holders?.size) return;
-    key.holders = undefined;
-    key.released = true;
-    if (key.inflight === undefined) this.evict(key);
   }
 
   private evict(key: KeyState): void {
