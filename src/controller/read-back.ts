@@ -12,8 +12,8 @@ import { type PersistedTokens, persistedTokenFromSecret } from "../cache/hydrati
 import type { KubeLogger } from "../kube/log.js";
 import { controllerOwnerKey } from "../kube/request-indexes.js";
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRETS, collectionPath } from "../kube/resources.js";
+import { listPaged } from "../kube/paged-list.js";
 import type { KubeTransport } from "../kube/transport.js";
-import type { KubeList } from "../kube/types.js";
 
 export interface ReadBackOptions {
   transport: KubeTransport;
@@ -67,20 +67,14 @@ async function readNamespace(
   report: ReadBackReport,
   signal: AbortSignal,
 ): Promise<void> {
-  let cont: string | undefined;
-  do {
-    const page = await o.transport.request<KubeList>({
-      path: collectionPath(SECRETS, namespace),
-      query: {
-        labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-        limit: o.pageSize ?? 500,
-        continue: cont,
-      },
-      signal,
-      timeoutMs: 120_000,
-    });
+  const list = {
+    path: collectionPath(SECRETS, namespace),
+    labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+    pageSize: o.pageSize ?? 500,
+  };
+  await listPaged(o.transport, list, signal, (items) => {
     const now = o.clock.now();
-    for (const secret of page?.items ?? []) {
+    for (const secret of items) {
       report.secrets++;
       // Only Secrets a request controls: a bare label is not proof the operator wrote it.
       if (controllerOwnerKey(secret) === undefined) continue;
@@ -89,6 +83,5 @@ async function readNamespace(
       into.add(secret.metadata.namespace ?? "", persisted.keyHash, persisted.token);
       report.tokens++;
     }
-    cont = page?.metadata?.continue || undefined;
-  } while (cont !== undefined && !signal.aborted);
+  });
 }

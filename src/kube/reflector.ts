@@ -22,9 +22,10 @@ import type { Clock } from "../clock.js";
 import { systemClock } from "../clock.js";
 import { silentLogger, type KubeLogger } from "./log.js";
 import { METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT } from "./resources.js";
+import { listPaged } from "./paged-list.js";
 import { sleep, systemTimers, type TimerScheduler } from "./timers.js";
 import { isExpired, type KubeTransport } from "./transport.js";
-import { isKubeObject, type KubeList, type KubeStatus, type RawObject, type WatchEvent } from "./types.js";
+import { isKubeObject, type KubeStatus, type RawObject, type WatchEvent } from "./types.js";
 
 /** Where a reflector delivers what it sees. */
 export interface ReflectorSink {
@@ -149,27 +150,18 @@ export class Reflector {
 
   private async list(signal: AbortSignal): Promise<void> {
     this.sink.beginList();
-    let cont: string | undefined;
-    let rv = "";
-    let pages = 0;
-    do {
-      const page = await this.o.transport.request<KubeList>({
+    const { resourceVersion: rv, pages } = await listPaged(
+      this.o.transport,
+      {
         path: this.o.path,
-        query: {
-          limit: this.o.pageSize,
-          continue: cont,
-          labelSelector: this.o.labelSelector,
-          fieldSelector: this.o.fieldSelector,
-        },
-        accept: this.o.metadataOnly ? METADATA_LIST_ACCEPT : "application/json",
-        signal,
-        timeoutMs: 120_000,
-      });
-      pages++;
-      this.sink.listPage(page?.items ?? []);
-      cont = page?.metadata?.continue || undefined;
-      rv = page?.metadata?.resourceVersion ?? "";
-    } while (cont !== undefined && !signal.aborted);
+        labelSelector: this.o.labelSelector,
+        fieldSelector: this.o.fieldSelector,
+        accept: this.o.metadataOnly ? METADATA_LIST_ACCEPT : undefined,
+        pageSize: this.o.pageSize,
+      },
+      signal,
+      (items) => this.sink.listPage(items),
+    );
     if (signal.aborted) throw new Error("aborted");
     if (!rv) throw new Error(`list ${this.o.path} returned no resourceVersion`);
     this.sink.endList(rv);
