@@ -166,7 +166,7 @@ export class RequestMemory {
       memo.keyBuiltForRegistration = registration;
       memo.keyBuiltForFingerprint = fingerprint;
     }
-    // Both are set above, and a memo's key is never unset while it is in use.
+    // All three are set above, and a memo's key is never unset while it is in use.
     return memo as KeyedMemo;
   }
 
