@@ -108,7 +108,9 @@ export function tokenOutcome(t: TokenInPlace): Outcome {
   // status.lastRefreshTime and the metrics show. An Event per refresh would be a third write per
   // refresh (10^5 requests: ~55 Events/s). "First" is read from status, not from this reconcile's
   // create: a create whose response was lost, or a status write that failed after it, is retried
-  // by a reconcile that finds the Secret already there.
+  // by a reconcile that finds the Secret already there. A status write that landed but whose answer
+  // was lost makes the retry's token not the first: the status writer records Issued on that
+  // failure, and the recorder writes one Issued per token however often it is asked.
   const firstToken = t.status?.expiresAt === undefined;
   const event: Outcome["event"] =
     ready.reason !== "TokenIssued"

@@ -142,6 +142,10 @@ export class StatusWriter {
       // Gone, or the name now belongs to a new request (its uid differs): the new
       // request's own reconcile, queued by its creation, writes its status.
       if (isNotFound(e) || e instanceof ReplacedError) return false;
+      // The token is in its Secret whether or not this write landed. A write that landed but whose
+      // answer was lost leaves a status the retry reads as "not the first token": Issued is
+      // recorded now, and the retry's own Issued for the same token is the same Event.
+      if (o.event?.reason === "Issued") this.recordEvent(obj, o.event, o.token);
       throw e;
     }
     memo.lastStatus = desired;
@@ -155,17 +159,29 @@ export class StatusWriter {
     const previousReady = findCondition(current?.conditions, "Ready");
     // Events mark what a person looks for in `kubectl describe`: the Secret's creation and each
     // change of Ready reason, not every status write.
-    if (o.event && (previousReady?.reason !== o.ready.reason || o.event.reason === "Issued")) {
-      this.d.events.record(
-        { apiVersion: API_VERSION, kind: KIND, namespace: ns, name, uid: obj.metadata.uid },
-        o.event.type,
-        o.event.reason,
-        o.event.message,
-      );
-    }
+    if (o.event && (previousReady?.reason !== o.ready.reason || o.event.reason === "Issued"))
+      this.recordEvent(obj, o.event, o.token);
     if (o.ready.status === "False") this.d.metrics.notReadyTotal.inc({ reason: o.ready.reason });
     this.logOutcome(obj, o, previousReady?.reason);
     return true;
+  }
+
+  /** Issued is one Event per token put in place, whichever reconcile (or retry) records it. */
+  private recordEvent(obj: RawObject, event: NonNullable<Outcome["event"]>, token: Outcome["token"]): void {
+    const sameAs = event.reason === "Issued" && token ? `token issued at ${token.issuedAt}` : undefined;
+    this.d.events.record(
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        namespace: obj.metadata.namespace ?? "",
+        name: obj.metadata.name ?? "",
+        uid: obj.metadata.uid,
+      },
+      event.type,
+      event.reason,
+      event.message,
+      sameAs,
+    );
   }
 
   private sweep(): void {

@@ -71,10 +71,14 @@ export class EventRecorder {
     });
   }
 
-  record(target: EventTarget, type: EventType, reason: string, message: string): void {
+  /**
+   * `sameAs` names what the Event is about when its message may differ for the same fact: a retry
+   * that writes the same token again must not write a second Event because the message changed.
+   */
+  record(target: EventTarget, type: EventType, reason: string, message: string, sameAs?: string): void {
     const now = this.o.clock.now();
     const objectId = target.uid ?? `${target.namespace}/${target.name}`;
-    const what = `${reason}\u0000${message}`;
+    const what = `${reason}\u0000${sameAs ?? message}`;
     let perObject = this.seen.get(objectId);
     const last = perObject?.get(what);
     if (last !== undefined && now - last < this.windowMs) return;

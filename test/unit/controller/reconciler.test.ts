@@ -65,6 +65,8 @@ class KubeWrites {
   readonly log: string[] = [];
   readonly statuses: Record<string, unknown>[] = [];
   private rv = 100;
+  /** The next status write lands, but its answer is lost on the way back. */
+  loseNextStatusAnswer = false;
 
   createSecret(body: RawObject): Promise<RawObject> {
     const key = objectKey(body.metadata.namespace, body.metadata.name ?? "");
@@ -114,6 +116,10 @@ class KubeWrites {
     }
     this.log.push(`status ${namespace}/${name}`);
     this.statuses.push(patch);
+    if (this.loseNextStatusAnswer) {
+      this.loseNextStatusAnswer = false;
+      return Promise.reject(new Error("socket hang up"));
+    }
     return Promise.resolve({ metadata: { namespace, name, resourceVersion: String(++this.rv) } });
   }
 
@@ -151,6 +157,8 @@ class Harness {
   readonly managedSecrets = new IndexedStore<SecretProjection>();
   readonly kube = new KubeWrites();
   readonly events: { reason: string; type: string }[] = [];
+  /** What each Event is about when its recorder must not write it twice (EventRecorder's `sameAs`). */
+  readonly eventFacts: (string | undefined)[] = [];
   readonly enqueued: string[] = [];
   tokenCalls = 0;
   lookup: { ok: true; registration: UsableRegistration } | { ok: false; verdict: Verdict } = {
@@ -186,7 +194,10 @@ class Harness {
       },
       api: this.kube,
       events: {
-        record: (_target, type, reason) => this.events.push({ type, reason }),
+        record: (_target, type, reason, _message, sameAs) => {
+          this.events.push({ type, reason });
+          this.eventFacts.push(sameAs);
+        },
         forget: () => undefined,
       },
       metrics: new Metrics(),
@@ -262,6 +273,32 @@ describe("Reconciler", () => {
     // Looked at again when the token is due for refresh: about half its lifetime, never past expiry.
     expect(result?.requeueAfterMs).toBeGreaterThan(0);
     expect(result?.requeueAfterMs).toBeLessThan(HOUR);
+  });
+
+  it("records Issued when the status write landed but its answer was lost, and not again on the retry", async () => {
+    h.apply(request());
+    h.kube.loseNextStatusAnswer = true;
+    await expect(h.reconcile()).rejects.toThrow("socket hang up");
+    expect(h.events).toEqual([{ type: "Normal", reason: "Issued" }]);
+    // The retry reads the status that landed: not the first token any more, and nothing changed.
+    h.secretsObserved();
+    h.statusDelivered(request());
+    await h.reconcile();
+    expect(h.events).toEqual([{ type: "Normal", reason: "Issued" }]);
+  });
+
+  it("names the same token on an Issued Event recorded again after a failed status write", async () => {
+    h.apply(request());
+    h.kube.loseNextStatusAnswer = true;
+    await expect(h.reconcile()).rejects.toThrow();
+    h.kube.statuses.length = 0; // this time the write did not land
+    h.secretsObserved();
+    await h.reconcile();
+    expect(h.events.map((e) => e.reason)).toEqual(["Issued", "Issued"]);
+    // The recorder writes one Event per fact: both name the token the Secret holds.
+    expect(h.eventFacts[0]).toBeDefined();
+    expect(h.eventFacts[1]).toBe(h.eventFacts[0]);
+    expect(h.tokenCalls).toBe(1);
   });
 
   it("writes nothing on a cache hit that changes nothing", async () => {

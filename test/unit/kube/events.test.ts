@@ -114,3 +114,17 @@ describe("EventRecorder retries", () => {
     expect(h.created).toHaveLength(MAX_EVENTS_AWAITING_RETRY);
   });
 });
+
+describe("EventRecorder de-duplication", () => {
+  it("writes one Event per `sameAs` fact, whatever the message says the second time", async () => {
+    const h = harness([]);
+    h.recorder.record(TARGET, "Normal", "Issued", "token to s (source IdentityProvider)", "token 1");
+    h.recorder.record(TARGET, "Normal", "Issued", "token to s (source Cache)", "token 1");
+    h.recorder.record(TARGET, "Normal", "Issued", "token to s (source Cache)", "token 2");
+    await h.timers.advanceAsync(0);
+    expect(h.created.map((e) => e.message)).toEqual([
+      "token to s (source IdentityProvider)",
+      "token to s (source Cache)",
+    ]);
+  });
+});
