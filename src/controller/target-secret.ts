@@ -84,16 +84,42 @@ export function targetSecretName(req: AppTokenRequest): string {
   return req.spec.target?.name ?? req.metadata.name;
 }
 
+/**
+ * The same few times are formatted again and again (a token's expiry by its Secret, its status, its
+ * log line, for every request that shares it): remember the latest ones. Cleared whole when full, so
+ * it never grows past ISO_REMEMBERED strings.
+ */
+const isoStrings = new Map<number, string>();
+const ISO_REMEMBERED = 4096;
+
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  let s = isoStrings.get(ms);
+  if (s === undefined) {
+    if (isoStrings.size >= ISO_REMEMBERED) isoStrings.clear();
+    s = new Date(ms).toISOString();
+    isoStrings.set(ms, s);
+  }
+  return s;
 }
+
+function hashTemplate(template: unknown): string {
+  return createHash("sha256")
+    .update(SECRET_FORMAT + JSON.stringify(template ?? null))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/** Most requests have no template: their hash is the same for all of them. */
+const NO_TEMPLATE_HASH = hashTemplate(undefined);
+/** The informer's objects are replaced, never changed in place: a template object keeps its hash. */
+const templateHashes = new WeakMap<object, string>();
 
 export function templateHash(req: AppTokenRequest): string {
   const t = req.spec.target?.template;
-  return createHash("sha256")
-    .update(SECRET_FORMAT + JSON.stringify(t ?? null))
-    .digest("hex")
-    .slice(0, 16);
+  if (t === undefined || t === null) return NO_TEMPLATE_HASH;
+  let h = templateHashes.get(t);
+  if (h === undefined) templateHashes.set(t, (h = hashTemplate(t)));
+  return h;
 }
 
 export function targetSecretFor(

@@ -167,6 +167,32 @@ describe("statusChange", () => {
     });
     expect(statusChange(base, refreshed)).toBe("changed");
   });
+
+  it("compares as the API server stores it: key order, condition order and undefined fields aside", () => {
+    // As the informer decodes it: keys in another order, the conditions listed in another order.
+    const reversed = (o: object) => Object.fromEntries(Object.entries(o).reverse());
+    const other = {
+      type: "Degraded",
+      status: "False" as const,
+      reason: "None",
+      message: "",
+      lastTransitionTime: "t",
+    };
+    const withTwo = { ...base, conditions: [...base.conditions!, other] };
+    const decoded = JSON.parse(
+      JSON.stringify({ ...reversed(withTwo), conditions: [other, ...base.conditions!].map(reversed) }),
+    ) as typeof base;
+    expect(statusChange(decoded, withTwo)).toBe("none");
+    expect(statusChange(decoded, { ...withTwo, throttle: undefined })).toBe("none");
+    expect(statusChange(undefined, base)).toBe("changed");
+    // Any field, at any depth, or a condition more or less, is a change.
+    expect(statusChange(decoded, { ...withTwo, secretName: "u" })).toBe("changed");
+    expect(statusChange(decoded, { ...withTwo, conditions: base.conditions })).toBe("changed");
+    expect(
+      statusChange(decoded, { ...withTwo, conditions: [base.conditions![0]!, { ...other, message: "x" }] }),
+    ).toBe("changed");
+    expect(statusChange(decoded, { ...withTwo, throttle: { state: "Throttled" } })).toBe("changed");
+  });
 });
 
 describe("statusPatch", () => {

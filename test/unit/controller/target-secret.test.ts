@@ -2,9 +2,11 @@ import { describe, expect, it } from "vitest";
 import type { AppTokenRequest } from "../../../src/api/types.js";
 import {
   isOwnedBy,
+  iso,
   secretIsCurrent,
   targetSecretFor,
   targetSecretName,
+  templateHash,
 } from "../../../src/controller/target-secret.js";
 import { checkTemplate, renderTemplate, TemplateError } from "../../../src/controller/template.js";
 
@@ -96,6 +98,30 @@ describe("targetSecretFor", () => {
       ),
     ).toBe(false);
     expect(isOwnedBy({ metadata: {} }, req)).toBe(false);
+  });
+});
+
+describe("templateHash and iso, remembered", () => {
+  const withTemplate = (template: object | undefined): AppTokenRequest => ({
+    ...req,
+    spec: { ...req.spec, target: template ? { template } : undefined },
+  });
+
+  it("hashes equal templates alike and different ones apart, with or without a remembered hash", () => {
+    const a = templateHash(withTemplate({ type: "Opaque", data: { k: "{{ .accessToken }}" } }));
+    const again = templateHash(withTemplate({ type: "Opaque", data: { k: "{{ .accessToken }}" } }));
+    const other = templateHash(withTemplate({ type: "Opaque", data: { j: "{{ .accessToken }}" } }));
+    const none = templateHash(withTemplate(undefined));
+    expect(again).toBe(a);
+    expect(new Set([a, other, none]).size).toBe(3);
+    expect(templateHash(withTemplate(undefined))).toBe(none);
+  });
+
+  it("formats every time right, past the number of strings it remembers", () => {
+    const t0 = Date.parse("2026-11-24T11:00:00Z");
+    for (let i = 0; i < 10_000; i += 7)
+      expect(iso(t0 + i * 1000)).toBe(new Date(t0 + i * 1000).toISOString());
+    expect(iso(t0)).toBe("2026-11-24T11:00:00.000Z");
   });
 });
 
