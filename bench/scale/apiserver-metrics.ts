@@ -16,7 +16,8 @@ export interface ApiserverAccess {
 /**
  * "VERB resource[/subresource]" -> count; also "WATCHEVENTS resource" and "WATCHBYTES resource":
  * the events and bytes the API server sent to watchers, and "SECONDS VERB resource" and "ANSWERED
- * VERB resource": the time the API server spent answering those requests, and how many it timed.
+ * VERB resource": the time the API server spent answering those requests, and how many it timed;
+ * "TERMINATEDWATCHERS resource": watchers it closed for falling behind.
  */
 export type RequestCounts = Map<string, number>;
 
@@ -54,6 +55,16 @@ export async function scrapeRequestCounts(a: ApiserverAccess): Promise<RequestCo
       const kind = /(?:resource|kind)="([^"]*)"/.exec(w[2]!)?.[1] ?? "?";
       const key = `WATCH${w[1] === "total" ? "EVENTS" : "BYTES"} ${kind}`;
       counts.set(key, (counts.get(key) ?? 0) + Number(w[3]));
+      continue;
+    }
+    const t = /^apiserver_terminated_watchers_total\{(.*)\} (\S+)$/.exec(line);
+    if (t) {
+      // Watchers the API server cut off for not keeping up: each costs that client a re-list.
+      const kind = /(?:resource|kind)="([^"]*)"/.exec(t[1]!)?.[1] ?? "?";
+      counts.set(
+        `TERMINATEDWATCHERS ${kind}`,
+        (counts.get(`TERMINATEDWATCHERS ${kind}`) ?? 0) + Number(t[2]),
+      );
       continue;
     }
     const d = /^apiserver_request_duration_seconds_(sum|count)\{(.*)\} (\S+)$/.exec(line);

@@ -30,6 +30,12 @@ export interface FloorJob {
   concurrency: number;
   qps: number;
   burst: number;
+  /**
+   * Also watch what any controller of these objects must watch, as the operator does: every
+   * AppTokenRequest and the managed Secrets, full objects, from before the first write. A
+   * diagnostic (BENCH_FLOOR_WATCH=1): it splits what watching costs from what the operator does.
+   */
+  watch?: boolean;
 }
 
 export interface FloorResult {

@@ -24,6 +24,8 @@
  *   BENCH_PHASES                subset of cold,restart,steady (default all; cold always runs)
  *   BENCH_FLOOR=0               skip the floor (profiling iterations; no ratio)
  *   BENCH_FLOOR=once            run the floor only before the operator (saves ~12 min at 10^5)
+ *   BENCH_FLOOR_WATCH=1         the floor also watches every request and the managed Secrets, as the
+ *                               operator must (a diagnostic: what watching costs the API server)
  *   BENCH_DUMP_COUNTS=1         print every request the API server counted in each timed phase
  *   BENCH_OUT                   results dir (default bench/results)
  *   BENCH_TAG                   suffix for the report's file names (e.g. "before")
@@ -294,11 +296,15 @@ async function runOne(n: number): Promise<ScaleResult> {
           concurrency: CONCURRENCY,
           qps: KUBE_QPS,
           burst: KUBE_BURST,
+          watch: env.BENCH_FLOOR_WATCH === "1",
         };
         writeFileSync(jobFile, JSON.stringify(job));
         const before = await scrapeRequestCounts(access);
         const cpu0 = serverCpu();
-        say(n, `floor (${label}): ${2 * n} writes at concurrency ${CONCURRENCY}`);
+        say(
+          n,
+          `floor (${label}): ${2 * n} writes at concurrency ${CONCURRENCY}${job.watch ? ", watching requests and Secrets" : ""}`,
+        );
         const child = spawn(
           process.execPath,
           ["--import", "tsx", join(ROOT, "bench/scale/floor-main.ts"), jobFile],
