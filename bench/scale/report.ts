@@ -17,6 +17,8 @@ export interface Memory {
 
 export interface FloorRun {
   label: string;
+  /** The floor also watched requests and managed Secrets (BENCH_FLOOR_WATCH=1). */
+  watching?: boolean;
   allReadyMs: number;
   writesDoneMs: number;
   p50Ms: number;
@@ -173,8 +175,12 @@ export function slope(
   return (mb[field] - ma[field] - (b.m - a.m) * b.tokenBytes) / (b.n - a.n);
 }
 
+/** Cold start, operator over floor: tighter as N grows, where fixed start-up costs matter least. */
+export function ratioTarget(n: number): number {
+  return n >= 100_000 ? 1.25 : n >= 10_000 ? 1.35 : 1.5;
+}
+
 export const TARGETS = {
-  ratio: 1.5,
   writesPerRefresh: 2,
   newRequestMs: 10_000,
   bytesPerRequest: 3 * 1024,
@@ -223,11 +229,11 @@ export function markdown(r: RunReport): string {
       (c) => `${c.n} / ${c.m} / ${c.namespaces}`,
     ),
     row("all Ready, operator (from process start)", "", (c) => s(c.cold.allReadyMs)),
-    row("all Ready, floor (plain script, same writes): before / after", "", (c) =>
-      c.floors.map((f) => s(f.allReadyMs)).join(" / "),
+    row("all Ready, floor (plain script, same writes; see BENCH_FLOOR_WATCH): before / after", "", (c) =>
+      c.floors.map((f) => s(f.allReadyMs) + (f.watching ? " (watching)" : "")).join(" / "),
     ),
-    row("ratio operator / floor", `≤ ${TARGETS.ratio}`, (c) =>
-      c.floors.length ? `**${ratio(c).toFixed(2)}**${mark(ratio(c) <= TARGETS.ratio)}` : "–",
+    row("ratio operator / floor", "≤ 1.5; 1.35 at 10^4; 1.25 at 10^5", (c) =>
+      c.floors.length ? `**${ratio(c).toFixed(2)}**${mark(ratio(c) <= ratioTarget(c.n))}` : "–",
     ),
     row(
       "of which process boot / caches synced",

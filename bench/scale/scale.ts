@@ -330,6 +330,7 @@ async function runOne(n: number): Promise<ScaleResult> {
         );
         const f: FloorRun = {
           label,
+          ...(job.watch ? { watching: true } : {}),
           allReadyMs: Math.max(...ttr),
           writesDoneMs: run.endedAt - run.startedAt,
           p50Ms: percentile(ttr, 50),
