@@ -317,8 +317,13 @@ describe("the controller, on the real control plane with the local token service
         ? true
         : undefined;
     }, "a forced new token");
-    const after = await s.getRequest("forced");
+    // The status is written after the Secret: a read between the two writes sees the old status.
+    const after = await eventually(async () => {
+      const r = await s.getRequest("forced");
+      return r.status?.lastRefreshTime !== first.status?.lastRefreshTime ? r : undefined;
+    }, "the status to show the forced token");
     expect(after.status?.lastRefreshTime).not.toBe(first.status?.lastRefreshTime);
+    expect(s.ready(after.status)?.status).toBe("True");
   });
 
   it("records Events a person sees in kubectl describe", async () => {
