@@ -94,6 +94,7 @@ async function wire(config: Config, log: Logger): Promise<Operator> {
     host: process.env.POD_NAME ?? hostname(),
     onError: (e) =>
       log.debug({ err: e instanceof Error ? e.message : String(e) }, "could not write an Event"),
+    onDropped: () => log.debug("dropped an Event: over the Events rate"),
   });
   const controller = new AppTokenController({
     transport,

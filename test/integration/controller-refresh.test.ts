@@ -29,7 +29,7 @@ describe("refresh: short-lived tokens are replaced before they expire", () => {
     expect(s.ready(req.status)?.status).toBe("True");
     expect(req.status?.cache?.misses).toBeGreaterThanOrEqual(4);
     // Routine refreshes write the Secret and status only: the one Event is the Secret's creation.
-    expect(await s.events("rolling")).toEqual(["Normal Issued"]);
+    expect(await s.events("rolling"), s.operatorLinesAbout("rolling")).toEqual(["Normal Issued"]);
   }, 100_000);
 });
 
@@ -79,7 +79,7 @@ describe("throttling: 429 with Retry-After is honoured and shown", () => {
       events = (await s.events("busy")).sort();
       return events.length >= want.length ? true : undefined;
     }, "three Events").catch(() => undefined);
-    expect(events).toEqual(want);
+    expect(events, s.operatorLinesAbout("busy")).toEqual(want);
   }, 60_000);
 
   it("reports Ready=False Throttled for a request that has no token yet, and recovers", async () => {

@@ -471,6 +471,18 @@ export class Scenario {
       .map((e) => `${e.type} ${e.reason}`);
   }
 
+  /**
+   * The operator's log lines about request `name` and about Events: what a failed assertion on
+   * Events needs to say why.
+   */
+  operatorLinesAbout(name: string): string {
+    const request = `${this.ns}/${name}`;
+    return (this.operator?.logs() ?? [])
+      .filter((l) => l.request === request || /Event/.test(String(l.msg)))
+      .map((l) => JSON.stringify(l))
+      .join("\n");
+  }
+
   async secret(name: string): Promise<V1Secret | undefined> {
     return this.core.readNamespacedSecret({ name, namespace: this.ns }).catch(() => undefined);
   }
