@@ -28,7 +28,7 @@ export interface CertificateCredentialOptions {
   assertionLifetimeSeconds?: number | undefined;
   /**
    * Extra claims for the assertion (MSAL's "certificate + additional claims"). The registered ones
-   * (aud, iss, sub, jti, nbf, exp, iat) are always the operator's: any given here are overridden.
+   * (aud, iss, sub, jti, nbf, exp, iat) are always the operator's: those given here are overridden.
    */
   extraClaims?: Readonly<Record<string, unknown>> | undefined;
 }
