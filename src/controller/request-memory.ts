@@ -46,12 +46,16 @@ export interface RequestMemo extends StatusMemo {
   keyBuiltForRegistration: object | undefined;
   /** The credential fingerprint the key was built with: a rotation changes it. */
   keyBuiltForFingerprint: string | undefined;
+  /** The request object the key was last found valid for (it has `keyBuiltForGeneration`). */
+  keyValidFor: object | undefined;
   /** The generation the last acquire was for (a new one retries a failed key at once). */
   generation: number | undefined;
   /** The force-refresh value already acted on (also recorded on the Secret). */
   forceHandled: string | undefined;
   /** The force-refresh value waiting to be handled and when this process first saw it. */
   forceSeen: { value: string; at: number } | undefined;
+  /** Forgotten or replaced: an object that still points at this memo must look again. */
+  dropped: boolean;
 }
 
 /** A memo that holds its request's cache key. */
@@ -79,6 +83,11 @@ export function cacheKeyParts(src: KeySource): CacheKeyParts {
 
 export class RequestMemory {
   private readonly memos = new Map<string, RequestMemo>();
+  /**
+   * The memo of each request object the informer holds: a reconcile of an unchanged request (every
+   * cache hit) finds its memo by the object's identity, without hashing and comparing its key.
+   */
+  private readonly byObject = new WeakMap<RawObject, RequestMemo>();
   /** request key -> expiry of the token in its Secret: O(1) soonest-expiry at scrape time. */
   private readonly expiries = new KeyedMinHeap<undefined>();
   /** request key -> when its cache holder may be released (see forget). */
@@ -96,6 +105,8 @@ export class RequestMemory {
 
   /** The memo of request `obj`, started over when the name now belongs to a new object. */
   memoFor(key: string, obj: RawObject): RequestMemo {
+    const known = this.byObject.get(obj);
+    if (known !== undefined && !known.dropped) return known;
     const uid = obj.metadata.uid ?? "";
     let memo = this.memos.get(key);
     if (memo && memo.uid !== uid) {
@@ -114,6 +125,7 @@ export class RequestMemory {
         keyBuiltForGeneration: undefined,
         keyBuiltForRegistration: undefined,
         keyBuiltForFingerprint: undefined,
+        keyValidFor: undefined,
         held: undefined,
         keyId: undefined,
         keyHash: undefined,
@@ -124,9 +136,11 @@ export class RequestMemory {
         writtenRv: undefined,
         forceHandled: undefined,
         forceSeen: undefined,
+        dropped: false,
       };
       this.memos.set(key, memo);
     }
+    this.byObject.set(obj, memo);
     return memo;
   }
 
@@ -134,7 +148,7 @@ export class RequestMemory {
    * The memo of request `key`, holding the request's cache key. The key (a string of ~200
    * characters, and its sha256 when new) is built only when the spec generation, the registration's
    * version or the credential's fingerprint changed since it last was (those are all it is made of),
-   * or when the cache evicted it (idle): a reconcile that finds them as they were pays four
+   * or when the cache evicted it (idle): a reconcile that finds them as they were pays a few
    * comparisons, and acquires through the handle with no lookup. A key that changed is held
    * in the cache for request `key` (letting go of the previous one), after `handOver(previous,
    * next)`, for a caller that hands a rotated key's token over while the previous key is still held.
@@ -145,17 +159,20 @@ export class RequestMemory {
     src: KeySource,
     handOver?: (previous: string, next: string) => void,
   ): KeyedMemo {
-    const generation = src.snap.req.metadata.generation;
+    const req = src.snap.req;
     const registration = src.registration.spec;
     const fingerprint = src.credential.credential.fingerprint;
     if (
       memo.held === undefined ||
       memo.held.evicted ||
-      generation === undefined ||
-      memo.keyBuiltForGeneration !== generation ||
+      memo.keyBuiltForGeneration === undefined ||
       memo.keyBuiltForRegistration !== registration ||
-      memo.keyBuiltForFingerprint !== fingerprint
+      memo.keyBuiltForFingerprint !== fingerprint ||
+      // The informer replaces a request's object on every change, so the object the key was last
+      // found valid for has that key's generation: the hit path need not read its metadata.
+      (memo.keyValidFor !== req && memo.keyBuiltForGeneration !== req.metadata.generation)
     ) {
+      const generation = req.metadata.generation;
       const next = this.buildKeyId(cacheKeyParts(src));
       if (memo.keyId !== undefined && memo.keyId !== next) handOver?.(memo.keyId, next);
       const held = this.d.cache.hold(key, next);
@@ -166,6 +183,7 @@ export class RequestMemory {
       memo.keyBuiltForRegistration = registration;
       memo.keyBuiltForFingerprint = fingerprint;
     }
+    memo.keyValidFor = req;
     // All three are set above, and a memo's key is never unset while it is in use.
     return memo as KeyedMemo;
   }
@@ -214,6 +232,7 @@ export class RequestMemory {
   }
 
   private drop(key: string, memo: RequestMemo): void {
+    memo.dropped = true;
     this.d.events.forget(memo.uid);
     this.memos.delete(key);
   }

@@ -154,6 +154,45 @@ describe("RequestMemory.keyFor", () => {
     expect(built).toHaveLength(2);
   });
 
+  it("checks only the identity of the object the key was last found valid for, not its metadata", () => {
+    let reads = 0;
+    const plain = requestObject(1);
+    const obj = {
+      ...plain,
+      get metadata() {
+        reads++;
+        return plain.metadata;
+      },
+    } as RawObject;
+    const first = keyOf(obj, source(obj));
+    reads = 0;
+    expect(keyOf(obj, source(obj)).keyId).toBe(first.keyId);
+    expect(reads).toBe(0);
+    // The informer's next object for an update that left the spec alone: its generation is read once.
+    const next = requestObject(1);
+    expect(keyOf(next, source(next)).keyId).toBe(first.keyId);
+    expect(built).toHaveLength(1);
+  });
+
+  it("never hands out a forgotten or replaced memo through the object it was found for", () => {
+    const obj = requestObject(1);
+    const first = memory.memoFor(KEY, obj);
+    expect(memory.memoFor(KEY, obj)).toBe(first);
+    first.hits = 7;
+    memory.forget(KEY);
+    const afterForget = memory.memoFor(KEY, obj);
+    expect(afterForget).not.toBe(first);
+    expect(memory.get(KEY)).toBe(afterForget);
+    // The name now belongs to a new object: the old object's memo is replaced, and the new one is
+    // what the name and the new object both find.
+    const recreated = { ...obj, metadata: { ...obj.metadata, uid: "uid-graph-2" } };
+    const replaced = memory.memoFor(KEY, recreated);
+    expect(replaced).not.toBe(afterForget);
+    expect(memory.memoFor(KEY, recreated)).toBe(replaced);
+    expect(memory.get(KEY)).toBe(replaced);
+    expect(replaced.hits).toBe(0);
+  });
+
   it("shares one copy of a key between the requests that use it, and drops it with the last", () => {
     const a = requestObject(1);
     const b = { ...a, metadata: { ...a.metadata, name: "graph-b", uid: "uid-b" } };
