@@ -217,9 +217,9 @@ async function benchApptoken(n: number): Promise<void> {
   const t = await measureInTurns(
     {
       // As the controller runs it on every reconcile: the request's memo (found by the informer's
-      // object), its key as keyFor keeps it (a few comparisons while the request object, the
-      // registration and the credential are unchanged and the key is cached, the key held in the
-      // cache when it was built), acquireHeld on the cache's handle.
+      // object), its key as keyFor keeps it (four comparisons while the spec, the registration and
+      // the credential are unchanged and the key is cached, the key held in the cache when it was
+      // built), acquireHeld on the cache's handle.
       fullPath: (i) => {
         const r = requests[i]!;
         const { held } = memory.keyFor(r.holder, memory.memoFor(r.holder, r.obj), sourceOf(r, endpoints[i]!));

@@ -46,8 +46,6 @@ export interface RequestMemo extends StatusMemo {
   keyBuiltForRegistration: object | undefined;
   /** The credential fingerprint the key was built with: a rotation changes it. */
   keyBuiltForFingerprint: string | undefined;
-  /** The request object the key was last found valid for (it has `keyBuiltForGeneration`). */
-  keyValidFor: object | undefined;
   /** The generation the last acquire was for (a new one retries a failed key at once). */
   generation: number | undefined;
   /** The force-refresh value already acted on (also recorded on the Secret). */
@@ -125,7 +123,6 @@ export class RequestMemory {
         keyBuiltForGeneration: undefined,
         keyBuiltForRegistration: undefined,
         keyBuiltForFingerprint: undefined,
-        keyValidFor: undefined,
         held: undefined,
         keyId: undefined,
         keyHash: undefined,
@@ -148,7 +145,7 @@ export class RequestMemory {
    * The memo of request `key`, holding the request's cache key. The key (a string of ~200
    * characters, and its sha256 when new) is built only when the spec generation, the registration's
    * version or the credential's fingerprint changed since it last was (those are all it is made of),
-   * or when the cache evicted it (idle): a reconcile that finds them as they were pays a few
+   * or when the cache evicted it (idle): a reconcile that finds them as they were pays four
    * comparisons, and acquires through the handle with no lookup. A key that changed is held
    * in the cache for request `key` (letting go of the previous one), after `handOver(previous,
    * next)`, for a caller that hands a rotated key's token over while the previous key is still held.
@@ -159,20 +156,20 @@ export class RequestMemory {
     src: KeySource,
     handOver?: (previous: string, next: string) => void,
   ): KeyedMemo {
-    const req = src.snap.req;
+    const generation = src.snap.req.metadata.generation;
     const registration = src.registration.spec;
     const fingerprint = src.credential.credential.fingerprint;
+    // The object the key was last found valid for would spare reading the metadata, but keeping it
+    // would keep the informer's previous copy of every request alive (our own status write replaces
+    // it): a generation is compared instead.
     if (
       memo.held === undefined ||
       memo.held.evicted ||
-      memo.keyBuiltForGeneration === undefined ||
+      generation === undefined ||
+      memo.keyBuiltForGeneration !== generation ||
       memo.keyBuiltForRegistration !== registration ||
-      memo.keyBuiltForFingerprint !== fingerprint ||
-      // The informer replaces a request's object on every change, so the object the key was last
-      // found valid for has that key's generation: the hit path need not read its metadata.
-      (memo.keyValidFor !== req && memo.keyBuiltForGeneration !== req.metadata.generation)
+      memo.keyBuiltForFingerprint !== fingerprint
     ) {
-      const generation = req.metadata.generation;
       const next = this.buildKeyId(cacheKeyParts(src));
       if (memo.keyId !== undefined && memo.keyId !== next) handOver?.(memo.keyId, next);
       const held = this.d.cache.hold(key, next);
@@ -183,7 +180,6 @@ export class RequestMemory {
       memo.keyBuiltForRegistration = registration;
       memo.keyBuiltForFingerprint = fingerprint;
     }
-    memo.keyValidFor = req;
     // All three are set above, and a memo's key is never unset while it is in use.
     return memo as KeyedMemo;
   }

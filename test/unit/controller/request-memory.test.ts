@@ -154,26 +154,6 @@ describe("RequestMemory.keyFor", () => {
     expect(built).toHaveLength(2);
   });
 
-  it("checks only the identity of the object the key was last found valid for, not its metadata", () => {
-    let reads = 0;
-    const plain = requestObject(1);
-    const obj = {
-      ...plain,
-      get metadata() {
-        reads++;
-        return plain.metadata;
-      },
-    } as RawObject;
-    const first = keyOf(obj, source(obj));
-    reads = 0;
-    expect(keyOf(obj, source(obj)).keyId).toBe(first.keyId);
-    expect(reads).toBe(0);
-    // The informer's next object for an update that left the spec alone: its generation is read once.
-    const next = requestObject(1);
-    expect(keyOf(next, source(next)).keyId).toBe(first.keyId);
-    expect(built).toHaveLength(1);
-  });
-
   it("never hands out a forgotten or replaced memo through the object it was found for", () => {
     const obj = requestObject(1);
     const first = memory.memoFor(KEY, obj);
