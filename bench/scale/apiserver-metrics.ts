@@ -48,44 +48,47 @@ export async function scrapeRequestCounts(a: ApiserverAccess): Promise<RequestCo
     req.end();
   });
   const counts: RequestCounts = new Map();
+  const add = (key: string, value: string) => counts.set(key, (counts.get(key) ?? 0) + Number(value));
   for (const line of text.split("\n")) {
     const w = /^apiserver_watch_events_(total|sizes_sum)\{(.*)\} (\S+)$/.exec(line);
     if (w) {
-      // Labelled by resource in newer API servers, by kind in older ones.
-      const kind = /(?:resource|kind)="([^"]*)"/.exec(w[2]!)?.[1] ?? "?";
-      const key = `WATCH${w[1] === "total" ? "EVENTS" : "BYTES"} ${kind}`;
-      counts.set(key, (counts.get(key) ?? 0) + Number(w[3]));
+      add(`WATCH${w[1] === "total" ? "EVENTS" : "BYTES"} ${watchedKind(w[2]!)}`, w[3]!);
       continue;
     }
     const t = /^apiserver_terminated_watchers_total\{(.*)\} (\S+)$/.exec(line);
     if (t) {
       // Watchers the API server cut off for not keeping up: each costs that client a re-list.
-      const kind = /(?:resource|kind)="([^"]*)"/.exec(t[1]!)?.[1] ?? "?";
-      counts.set(
-        `TERMINATEDWATCHERS ${kind}`,
-        (counts.get(`TERMINATEDWATCHERS ${kind}`) ?? 0) + Number(t[2]),
-      );
+      add(`TERMINATEDWATCHERS ${watchedKind(t[1]!)}`, t[2]!);
       continue;
     }
     const d = /^apiserver_request_duration_seconds_(sum|count)\{(.*)\} (\S+)$/.exec(line);
     if (d) {
-      const labels = Object.fromEntries([...d[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-      const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
-      const key = `${d[1] === "sum" ? "SECONDS" : "ANSWERED"} ${labels.verb} ${resource}`;
-      counts.set(key, (counts.get(key) ?? 0) + Number(d[3]));
+      const labels = labelsOf(d[2]!);
+      add(`${d[1] === "sum" ? "SECONDS" : "ANSWERED"} ${labels.verb} ${resourceOf(labels)}`, d[3]!);
       continue;
     }
     if (!line.startsWith("apiserver_request_total{")) continue;
     const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
     if (!m) continue;
-    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
+    const labels = labelsOf(m[1]!);
     // Refused writes (409 conflicts above all) are writes too, and worth seeing apart.
     const refused = labels.code && !labels.code.startsWith("2") ? ` (${labels.code})` : "";
-    const key = `${labels.verb} ${resource}${refused}`;
-    counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
+    add(`${labels.verb} ${resourceOf(labels)}${refused}`, m[2]!);
   }
   return counts;
+}
+
+function labelsOf(text: string): Record<string, string | undefined> {
+  return Object.fromEntries([...text.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+}
+
+function resourceOf(labels: Record<string, string | undefined>): string | undefined {
+  return labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource;
+}
+
+/** Watch metrics are labelled by resource in newer API servers, by kind in older ones. */
+function watchedKind(labels: string): string {
+  return /(?:resource|kind)="([^"]*)"/.exec(labels)?.[1] ?? "?";
 }
 
 export function diffCounts(before: RequestCounts, after: RequestCounts): RequestCounts {

@@ -2,9 +2,9 @@
  * The fleet tier: a decorator around the token fetch that looks in a store shared by every
  * operator of a fleet before calling the token service, makes sure only one of them calls per key
  * (shared-lock.ts), publishes the sealed result for the others, and shares the service's throttling
- * verdicts. It is never worse than no tier: trouble of every kind with the store (down, slow, full, wrong
- * password, values it cannot open) ends in this operator calling the service itself, and the tier
- * says so once per change of state, in the log and in apptoken_shared_cache_up.
+ * verdicts. It is never worse than no tier: trouble of every kind with the store (down, slow, full,
+ * wrong password, values it cannot open) ends in this operator calling the service itself, and the
+ * tier says so once per change of state, in the log and in apptoken_shared_cache_up.
  */
 import { randomBytes } from "node:crypto";
 import { Counter, Gauge, type Registry } from "prom-client";
